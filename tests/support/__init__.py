@@ -1,0 +1,1 @@
+"""Test support code (real-OVS sandbox, real-Linux namespaces, generators)."""
