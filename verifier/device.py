@@ -1,0 +1,83 @@
+"""What a device model returns, and what the engine composes.
+
+A device (an OVS bridge today; routers and firewalls later) takes a packet
+that arrived on one of its ports and returns ``Branch``es: disjoint ways it may
+handle the packet, each with the copies it emits (``Emission``) and the steps
+(``Step``) that explain them.  Links between devices are the topology's job,
+not the device's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from verifier import ir
+from verifier import symbolic as sy
+from verifier.packet import Context, PacketState
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing a device did: a flow matched, a learned entry matched, a miss, or a note.
+
+    ``excluded`` are higher-priority flows the packet was assumed not to
+    match; ``choices`` are symbolic values the step introduced (a conntrack
+    state after ct(), say), which a counterexample must pin down to replay.
+    """
+
+    host: str
+    device: str
+    table: int | None
+    kind: str
+    flow: ir.Flow | None = None
+    learned: str = ""
+    note: str = ""
+    excluded: tuple[ir.Flow, ...] = ()
+    choices: tuple[tuple[str, sy.Value], ...] = ()
+
+    def describe(self) -> str:
+        where = f"{self.host} {self.device}"
+        if self.kind == "match" and self.flow is not None:
+            return f"{where} table {self.table} priority {self.flow.priority} ({self.flow.provenance})"
+        if self.kind == "learned":
+            return f"{where} table {self.table}: a learned entry {self.learned}"
+        if self.kind == "miss":
+            return f"{where} table {self.table}: no flow matches (table miss)"
+        return f"{where}: {self.note}"
+
+
+@dataclass(frozen=True)
+class Emission:
+    """A copy of the packet leaving the device on port number ``port``."""
+
+    port: int
+    pkt: PacketState
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One way a device handles a packet.
+
+    ``pkt`` carries the branch's path condition; ``ends`` are the steps where
+    copies stopped without output; ``unknown`` names constructs the models do
+    not know (reaching one makes a verdict Unknown).
+    """
+
+    pkt: PacketState
+    emissions: tuple[Emission, ...]
+    steps: tuple[Step, ...]
+    ends: tuple[Step, ...]
+    unknown: tuple[str, ...]
+
+
+class Device(Protocol):
+    """A device model: a symbolic transfer function over packets arriving on a port."""
+
+    host: str
+    name: str
+
+    def transfer(self, ctx: Context, pkt: PacketState) -> list[Branch]: ...
+
+    def port_name(self, number: int) -> str: ...
