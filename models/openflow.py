@@ -24,6 +24,7 @@ from models.normal import normal
 from models.vlan import VlanPort, vlan_ports
 from verifier import ir
 from verifier import symbolic as sy
+from verifier.device import Branch, Emission, Step
 from verifier.header import (
     CT_STATE_BITS,
     ETH_TYPE_IP,
@@ -36,7 +37,6 @@ from verifier.header import (
     OFPP_NORMAL,
     VLAN_CFI,
 )
-from verifier.device import Branch, Emission, Step
 from verifier.packet import Context, PacketState, match_cond
 
 MAX_DEPTH = 64
@@ -120,7 +120,7 @@ class OpenFlowBridge:
         choices: tuple[tuple[str, sy.Value], ...] = (),
     ) -> Step:
         text = learned.describe() if learned is not None else ""
-        return Step(self.host, self.name, table, kind, flow, text, note, excluded, choices)
+        return Step(self.host, self.name, table, kind, flow, text, note, excluded, choices, payload=learned)
 
     # ------------------------------------------------------------ lookup
 

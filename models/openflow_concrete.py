@@ -11,6 +11,7 @@ after each recirculating ct(), like ``ofproto/trace --ct-next``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -89,10 +90,8 @@ class ConcreteBridge:
         result = CResult()
         state = _State(dict(packet), result, table=0)
         try:
-            try:
+            with contextlib.suppress(_Stop):
                 self._goto(state, 0, None)
-            except _Stop:
-                pass
         except _Abort as exc:
             result.error = str(exc)
             result.emissions.clear()
@@ -104,11 +103,10 @@ class ConcreteBridge:
         """The flow OVS picks: highest priority among matches, first in order on ties."""
         best: ir.Flow | None = None
         for f in self.flows:
-            if f.table != table:
+            if f.table != table or (best is not None and f.priority <= best.priority):
                 continue
             if all(packet[m.field] & m.mask == m.value for m in f.match):
-                if best is None or f.priority > best.priority:
-                    best = f
+                best = f
         return best
 
     def _goto(self, st: _State, table: int, lookup_port: int | None) -> None:
@@ -146,7 +144,7 @@ class ConcreteBridge:
                 return
             self._action(st, a, flow)
 
-    def _action(self, st: _State, a: ir.Action, flow: ir.Flow) -> None:  # noqa: C901
+    def _action(self, st: _State, a: ir.Action, flow: ir.Flow) -> None:
         pkt = st.pkt
         if isinstance(a, ir.Output):
             self._output(st, a.port, flow)
@@ -204,10 +202,8 @@ class ConcreteBridge:
             pkt["ct_state"] = pkt["ct_zone"] = pkt["ct_mark"] = 0
         elif isinstance(a, ir.Clone):
             saved = dict(pkt)
-            try:
+            with contextlib.suppress(_Stop):
                 self._actions(st, a.actions, flow)
-            except _Stop:
-                pass
             st.pkt = saved
             st.exited = False
         elif isinstance(a, ir.Exit):
@@ -292,10 +288,8 @@ class ConcreteBridge:
             s = a.zone
             copy["ct_zone"] = (st.pkt[s.field] >> s.start) & ((1 << s.n_bits) - 1) & FIELDS["ct_zone"].max
         sub = _State(copy, st.result, table=a.table)
-        try:
+        with contextlib.suppress(_Stop):
             self._goto(sub, a.table, None)
-        except _Stop:
-            pass
 
 
 @dataclass

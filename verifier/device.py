@@ -9,7 +9,7 @@ not the device's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from verifier import ir
@@ -23,7 +23,8 @@ class Step:
 
     ``excluded`` are higher-priority flows the packet was assumed not to
     match; ``choices`` are symbolic values the step introduced (a conntrack
-    state after ct(), say), which a counterexample must pin down to replay.
+    state after ct(), say), which a counterexample must pin down to replay;
+    ``payload`` is the model's own record of the step (a learned entry).
     """
 
     host: str
@@ -35,6 +36,7 @@ class Step:
     note: str = ""
     excluded: tuple[ir.Flow, ...] = ()
     choices: tuple[tuple[str, sy.Value], ...] = ()
+    payload: object = field(default=None, compare=False)
 
     def describe(self) -> str:
         where = f"{self.host} {self.device}"

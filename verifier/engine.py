@@ -46,6 +46,8 @@ class Hop:
     in_port: int
     steps: tuple[Step, ...]
     out_port: int | None
+    out_pkt: PacketState | None = None
+    via: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def explore(
             paths.append(Path(hops, Undecided(f"no model of {loc}"), cur))
             continue
         seen = seen | {key}
+        before = len(paths)
         for branch in device.transfer(ctx, cur):
             for reason in branch.unknown:
                 hop = Hop(loc, in_port, branch.steps, None)
@@ -108,14 +111,14 @@ def explore(
                 reason = last.describe() if last is not None else f"{loc}: no output"
                 paths.append(Path((*hops, Hop(loc, in_port, branch.steps, None)), Dropped(reason, last), branch.pkt))
             for em in branch.emissions:
-                hop = Hop(loc, in_port, em.steps, em.port)
                 for arrival in net.follow(ctx, loc, em.port, em.pkt):
+                    hop = Hop(loc, in_port, em.steps, em.port, em.pkt, arrival.via)
                     if isinstance(arrival, Terminal):
                         paths.append(Path((*hops, hop), arrival.outcome, arrival.pkt))
                     elif prune is None or not prune(arrival.location, arrival.pkt):
                         stack.append((arrival.location, arrival.pkt, (*hops, hop), seen))
-            if stop and paths and stop(paths[-1]):
-                return paths
+        if stop and any(stop(p) for p in paths[before:]):
+            return paths
     return paths
 
 

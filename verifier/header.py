@@ -63,12 +63,13 @@ class Prerequisite:
 
     ``eth_types`` lists the Ethernet types that carry the field; ``ip_protos``,
     if set, further requires one of these IP protocols (on IPv4 or IPv6);
-    ``nd`` restricts to ICMPv6 neighbour discovery (types 135 and 136).
+    ``nd`` restricts to these ICMPv6 neighbour-discovery types (135
+    solicitation, 136 advertisement); ``also_arp`` admits ARP/RARP as well.
     """
 
     eth_types: frozenset[int]
     ip_protos: frozenset[int] | None = None
-    nd: bool = False
+    nd: tuple[int, ...] = ()
     also_arp: bool = False
 
     def holds(self, packet: Mapping[str, int]) -> bool:
@@ -81,7 +82,7 @@ class Prerequisite:
         if self.ip_protos is not None and packet["ip_proto"] not in self.ip_protos:
             return False
         if self.nd:
-            return packet["ip_proto"] == IPPROTO_ICMPV6 and packet["tp_src"] in (135, 136)
+            return packet["ip_proto"] == IPPROTO_ICMPV6 and packet["tp_src"] in self.nd
         return True
 
 
@@ -141,9 +142,12 @@ _IPV4 = Prerequisite(_IP_LIKE)
 _L3PROTO = Prerequisite(_L3 | _ARP_LIKE)
 _TTL = Prerequisite(_L3)
 _TP = Prerequisite(_L3, ip_protos=_L4)
-_ARPHW = Prerequisite(frozenset({ETH_TYPE_IPV6}), nd=True, also_arp=True)
+# OVS keeps the ND source link-layer option (solicitations) in arp_sha and the
+# target option (advertisements) in arp_tha.
+_SHA = Prerequisite(frozenset({ETH_TYPE_IPV6}), nd=(135,), also_arp=True)
+_THA = Prerequisite(frozenset({ETH_TYPE_IPV6}), nd=(136,), also_arp=True)
 _IPV6 = Prerequisite(frozenset({ETH_TYPE_IPV6}))
-_ND = Prerequisite(frozenset({ETH_TYPE_IPV6}), nd=True)
+_ND = Prerequisite(frozenset({ETH_TYPE_IPV6}), nd=(135, 136))
 
 _FIELDS: tuple[Field, ...] = (
     Field("in_port", 16, "port", "in_port", wire=False),
@@ -157,8 +161,8 @@ _FIELDS: tuple[Field, ...] = (
     Field("ip_ttl", 8, "int", "nw_ttl", prereq=_TTL),
     Field("tp_src", 16, "int", "tp_src", prereq=_TP),
     Field("tp_dst", 16, "int", "tp_dst", prereq=_TP),
-    Field("arp_sha", 48, "mac", "arp_sha", prereq=_ARPHW),
-    Field("arp_tha", 48, "mac", "arp_tha", prereq=_ARPHW),
+    Field("arp_sha", 48, "mac", "arp_sha", prereq=_SHA),
+    Field("arp_tha", 48, "mac", "arp_tha", prereq=_THA),
     Field("ipv6_src", 128, "ipv6", "ipv6_src", prereq=_IPV6),
     Field("ipv6_dst", 128, "ipv6", "ipv6_dst", prereq=_IPV6),
     Field("nd_target", 128, "ipv6", "nd_target", prereq=_ND),
@@ -217,6 +221,10 @@ def trace_spelling(name: str, packet: Mapping[str, int]) -> str:
             return "icmp_type" if name == "tp_src" else "icmp_code"
         if proto == IPPROTO_ICMPV6:
             return "icmpv6_type" if name == "tp_src" else "icmpv6_code"
+        if proto == IPPROTO_UDP:
+            return "udp_src" if name == "tp_src" else "udp_dst"
+        if proto == IPPROTO_SCTP:
+            return "sctp_src" if name == "tp_src" else "sctp_dst"
     if name in ("arp_sha", "arp_tha") and packet["eth_type"] == ETH_TYPE_IPV6:
         return "nd_sll" if name == "arp_sha" else "nd_tll"
     if packet["eth_type"] in _ARP_LIKE:

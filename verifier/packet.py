@@ -199,7 +199,7 @@ def _prereq(pkt: PacketState, p: Prerequisite) -> sy.Cond:
     if p.nd:
         tp = pkt.fields["tp_src"]
         conds.append(sy.test(proto, 58, 0xFF))
-        conds.append(sy.or_(sy.test(tp, 135, 0xFFFF), sy.test(tp, 136, 0xFFFF)))
+        conds.append(sy.or_(*(sy.test(tp, t, 0xFFFF) for t in p.nd)))
     cond = sy.and_(*conds)
     if p.also_arp:
         cond = sy.or_(cond, sy.test(eth, 0x0806, 0xFFFF), sy.test(eth, 0x8035, 0xFFFF))

@@ -90,7 +90,7 @@ class UnprintableFlow(ValueError):
 
 def format_flow(flow: Flow, *, style: str = "dump") -> str:
     """One flow as ``dump-flows`` (``style="dump"``) or ``add-flows`` (``"add"``) text."""
-    match = ",".join([f"priority={flow.priority}", *_match_parts(flow), *flow.unsupported_match])
+    match = format_match(flow)
     actions = ",".join(format_action(a) for a in flow.actions) or "drop"
     timeouts = ""
     if flow.idle_timeout:
@@ -105,6 +105,17 @@ def format_flow(flow: Flow, *, style: str = "dump") -> str:
     if style == "add":
         return f"cookie={flow.cookie:#x}, table={flow.table}, {timeouts}{match} actions={actions}"
     raise ValueError(f"unknown style {style!r}")
+
+
+def format_rule(flow: Flow) -> str:
+    """A flow without statistics or table: ``priority=..,<match> actions=<actions>``."""
+    actions = ",".join(format_action(a) for a in flow.actions) or "drop"
+    return f"{format_match(flow)} actions={actions}"
+
+
+def format_match(flow: Flow) -> str:
+    """The match part of a flow (``priority=..,field=..``) as ovs-ofctl prints it."""
+    return ",".join([f"priority={flow.priority}", *_match_parts(flow), *flow.unsupported_match])
 
 
 def format_dump(flows: list[Flow] | tuple[Flow, ...]) -> str:

@@ -1,0 +1,366 @@
+"""Tenant isolation.
+
+Definition (DESIGN.md): a violation from project P to project Q is a packet
+that some VM of P can emit (any headers: the VM is untrusted) which is
+delivered to a port of one of Q's networks without crossing the external
+network.  A port "of Q's networks" is any port whose Neutron network Q owns
+(VM, DHCP and router ports; a physical uplink carries the networks of its
+physical network).  A VM's own network is never a violation, even when
+another project owns it (shared networks).  Reaching a different network of
+the same project is reported as a cross-network leak, not a violation.
+Overlapping tenant CIDRs are normal: isolation comes from VLANs and tunnel
+keys, never from addresses.
+
+Without neutron.json the dataplane alone is checked: each access port's
+segment is the set of tunnel keys its frames leave its host with (or its host
+and local VLAN when they never leave), and a frame from one segment must not
+reach a port of a disjoint segment.
+
+How it is decided: the abstract graph (engine.AbstractGraph) gives, for every
+source, a superset of the ports it may reach; if no foreign port is in it, the
+property holds.  Each foreign port it lists is then searched for precisely
+with Z3, directed by the graph: a path found is a violation with a concrete
+counterexample (replayed through the concrete twins); a search that finds
+nothing refutes that candidate.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from models.build import build_network
+from models.network import OvsNetwork
+from models.replay import Disagreement, concretize, default_preferences, replay
+from properties.common import ASSUMPTIONS_OVS, coverage, source_packet
+from verifier.deployment import Deployment
+from verifier.engine import AbstractGraph, Path, Prune, explore, outcome_key
+from verifier.header import parse_mac
+from verifier.packet import Context, Mode, PacketState
+from verifier.topology import Delivered, Endpoint, LeftCloud, Location, Outcome, Undecided
+from verifier.verdict import Counterexample, Finding, Verdict
+
+PROPERTY = "isolation"
+MAX_ATTEMPTS_PER_CLASS = 16
+
+Segment = frozenset[int] | tuple[str, int | None]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A source that the abstract graph says may reach a foreign port (or an undecided outcome)."""
+
+    source: Endpoint
+    target: int
+    kind: str  # "violation", "leak" (same project, other network) or "unknown"
+    groups: tuple[str, str]  # the (from, to) projects or segments, for the summary
+    cls: tuple[object, ...]  # candidates of one class need one confirmation
+
+
+@dataclass
+class _Found:
+    path: Path
+    ctx: Context
+    source: PacketState
+
+
+@dataclass
+class _Result:
+    examples: list[Counterexample] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    pairs: set[tuple[str, str]] = field(default_factory=set)
+    refuted: int = 0
+
+
+def check_isolation(deployment: Deployment, *, net: OvsNetwork | None = None) -> Verdict:
+    """Prove or refute tenant isolation (segment isolation without neutron.json)."""
+    started = time.perf_counter()
+    net = net or build_network(deployment)
+    graph = AbstractGraph(net)
+    by_neutron = deployment.neutron is not None
+    sources = _sources(net, by_neutron)
+    if not sources:
+        return Verdict(PROPERTY, "vacuous", "no VM port on any bridge: nothing to check", coverage=coverage(deployment))
+    nodes = {
+        s.id: graph.node(Location(s.host, s.bridge), source_packet(graph.ctx, s.port, prefix="abs")) for s in sources
+    }
+    graph.expand()
+    segments = {} if by_neutron else _segments(graph, net, sources, nodes)
+    groups = {_name(segments[s.id]) if segments else (s.project or "?") for s in sources}
+    candidates = []
+    for s in sources:
+        for oid in _bits(graph.reach(nodes[s.id])):
+            c = _classify(deployment, s, oid, graph.outcomes[oid], segments)
+            if c is not None:
+                candidates.append(c)
+    result = _confirm_all(deployment, net, graph, candidates)
+    stats = {
+        "seconds": round(time.perf_counter() - started, 3),
+        "sources": len(sources),
+        "abstract_states": len(graph.states),
+        "candidates": len(candidates),
+        "refuted_candidates": result.refuted,
+    }
+    return _verdict(deployment, sources, groups, result, stats, by_neutron)
+
+
+# ---------------------------------------------------------------- sources and segments
+
+
+def _sources(net: OvsNetwork, by_neutron: bool) -> list[Endpoint]:
+    """VM ports (with neutron.json) or every access port (without)."""
+    out = []
+    for e in net.endpoints.values():
+        if by_neutron:
+            if e.kind == "vm" and e.network is not None:
+                out.append(e)
+        elif e.kind == "other" and _access_tag(net, e) is not None:
+            out.append(e)
+    return sorted(out, key=lambda e: e.id)
+
+
+def _access_tag(net: OvsNetwork, e: Endpoint) -> int | None:
+    host = net.dataplane.host(e.host)
+    bridge = host.bridge(e.bridge) if host else None
+    port = bridge.ovsdb_port(e.device) if bridge else None
+    return port.tag if port is not None else None
+
+
+def _segments(
+    graph: AbstractGraph, net: OvsNetwork, sources: list[Endpoint], nodes: dict[str, int]
+) -> dict[str, Segment]:
+    """Each access port's segment: the tunnel keys its frames leave its host with."""
+    out: dict[str, Segment] = {}
+    for s in sources:
+        keys: set[int] = set()
+        seen = {nodes[s.id]}
+        stack = [nodes[s.id]]
+        while stack:
+            for nxt in graph.succ[stack.pop()]:
+                loc, pkt = graph.states[nxt]
+                if loc.host != s.host:
+                    tun = pkt.fields["tun_id"]
+                    if isinstance(tun, int):
+                        keys.add(tun)
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append(nxt)
+        out[s.id] = frozenset(keys) if keys else (s.host, _access_tag(net, s))
+    return out
+
+
+def _name(segment: Segment) -> str:
+    if isinstance(segment, frozenset):
+        return "segment " + "+".join(f"tun_id={k:#x}" for k in sorted(segment))
+    return f"local VLAN {segment[1]} on {segment[0]}"
+
+
+def _overlap(a: Segment, b: Segment) -> bool:
+    if isinstance(a, frozenset) and isinstance(b, frozenset):
+        return bool(a & b)
+    return a == b
+
+
+# ---------------------------------------------------------------- candidates
+
+
+def _classify(
+    deployment: Deployment, s: Endpoint, oid: int, outcome: Outcome, segments: dict[str, Segment]
+) -> _Candidate | None:
+    if isinstance(outcome, Undecided):
+        return _Candidate(s, oid, "unknown", ("?", "?"), ("unknown", oid))
+    if isinstance(outcome, LeftCloud):
+        return _left_cloud(deployment, s, oid, outcome)
+    if not isinstance(outcome, Delivered):
+        return None
+    d = outcome.endpoint
+    if d.id == s.id or d.kind == "host":
+        return None
+    if segments:
+        if d.id not in segments or _overlap(segments[s.id], segments[d.id]):
+            return None
+        a, b = _name(segments[s.id]), _name(segments[d.id])
+        return _Candidate(s, oid, "violation", (a, b), ("segments", a, b))
+    carried = d.carries or ((d.network,) if d.network else ())
+    if not carried or s.network in carried:
+        return None
+    neutron = deployment.neutron
+    assert neutron is not None and s.project is not None
+    owners = {neutron.project_of_network(n) for n in carried if neutron.has_network(n)}
+    foreign = sorted(owners - {s.project})
+    cls = ("networks", s.network, carried)
+    if foreign:
+        return _Candidate(s, oid, "violation", (s.project, foreign[0]), cls)
+    if owners:
+        return _Candidate(s, oid, "leak", (s.project, s.project), cls)
+    return None
+
+
+def _left_cloud(deployment: Deployment, s: Endpoint, oid: int, outcome: LeftCloud) -> _Candidate | None:
+    """A tunnel to an address no snapshot host has: undecided only if foreign ports may live there."""
+    neutron = deployment.neutron
+    if neutron is None:
+        return _Candidate(s, oid, "unknown", ("?", "?"), ("unknown", oid))
+    known = {h.name for h in deployment.dataplane.hosts}
+    there = {a.host for a in neutron.agents if a.tunneling_ip is not None and f" {a.tunneling_ip}" in outcome.where}
+    for p in neutron.ports:
+        foreign_port = neutron.has_network(p.network_id) and neutron.project_of_network(p.network_id) != s.project
+        if p.binding_host_id in there - known and foreign_port:
+            return _Candidate(s, oid, "unknown", ("?", "?"), ("unknown", oid))
+    return None
+
+
+# ---------------------------------------------------------------- precise confirmation
+
+
+def _confirm_all(
+    deployment: Deployment, net: OvsNetwork, graph: AbstractGraph, candidates: list[_Candidate]
+) -> _Result:
+    """Search every class of candidates precisely until one of its members is confirmed."""
+    result = _Result()
+    done: set[tuple[object, ...]] = set()
+    attempts: dict[tuple[object, ...], int] = {}
+    guides: dict[int, Prune] = {}
+    for c in candidates:
+        if c.cls in done or attempts.get(c.cls, 0) >= MAX_ATTEMPTS_PER_CLASS:
+            continue
+        attempts[c.cls] = attempts.get(c.cls, 0) + 1
+        if c.target not in guides:
+            guides[c.target] = graph.guide(c.target)
+        found, doubts = _search(net, graph, c, guides[c.target])
+        if found is None:
+            if doubts:
+                result.unknown.append(f"{c.source}: {doubts[0]}")
+                done.add(c.cls)
+            else:
+                result.refuted += 1
+            continue
+        done.add(c.cls)
+        if c.kind == "unknown":
+            result.unknown.append(f"{c.source} may reach: {graph.outcomes[c.target].describe()}")
+            continue
+        try:
+            example = _example(deployment, net, found, c, graph)
+        except Disagreement as exc:
+            result.unknown.append(f"internal error, the concrete and symbolic models disagree: {exc}")
+            continue
+        if c.kind == "leak":
+            result.findings.append(Finding("cross-network leak", example.title))
+            continue
+        result.pairs.add(c.groups)
+        result.examples.append(example)
+    for cls, n in attempts.items():
+        if cls not in done and n >= MAX_ATTEMPTS_PER_CLASS:
+            result.unknown.append(f"gave up after {n} refuted candidates of {cls}")
+    return result
+
+
+# Tried in order, so that a counterexample is an ordinary TCP or IPv4 packet when one exists.
+_PROFILES: tuple[dict[str, int], ...] = ({"eth_type": 0x0800, "ip_proto": 6}, {"eth_type": 0x0800}, {})
+
+
+def _search(
+    net: OvsNetwork, graph: AbstractGraph, c: _Candidate, prune: Prune
+) -> tuple[_Found | None, tuple[str, ...]]:
+    """A precise path from the source to the candidate outcome, or None (with doubts if undecided)."""
+    doubts: tuple[str, ...] = ()
+    for profile in _PROFILES:
+        found, doubts = _search_with(net, graph, c, prune, profile)
+        if found is not None:
+            return found, ()
+    return None, doubts
+
+
+def _search_with(
+    net: OvsNetwork, graph: AbstractGraph, c: _Candidate, prune: Prune, profile: dict[str, int]
+) -> tuple[_Found | None, tuple[str, ...]]:
+    ctx = Context(Mode.PRECISE)
+    pkt = source_packet(ctx, c.source.port, prefix="vm", fixed=profile)
+    want = outcome_key(graph.outcomes[c.target])
+    paths = explore(
+        net,
+        ctx,
+        Location(c.source.host, c.source.bridge),
+        pkt,
+        prune=prune,
+        stop=lambda p: outcome_key(p.outcome) == want and not p.doubts,
+    )
+    hits = [p for p in paths if outcome_key(p.outcome) == want]
+    clean = [p for p in hits if not p.doubts]
+    if clean:
+        return _Found(clean[0], ctx, pkt), ()
+    if hits:
+        return None, hits[0].doubts
+    return None, ()
+
+
+def _example(
+    deployment: Deployment, net: OvsNetwork, found: _Found, c: _Candidate, graph: AbstractGraph
+) -> Counterexample:
+    src = c.source
+    mac = ip = None
+    if deployment.neutron is not None and src.neutron_port is not None:
+        port = deployment.neutron.port(src.neutron_port)
+        mac = parse_mac(port.mac_address)
+        ips = [a for a in port.ips if a.version == 4]
+        ip = int(ips[0]) if ips else None
+    concrete = concretize(found.ctx, found.path, found.source, default_preferences(mac, ip))
+    if concrete is None:
+        raise Disagreement("Z3 gave no model for a path it found feasible")
+    outcome = graph.outcomes[c.target]
+    title = f"{c.groups[0]} -> {c.groups[1]}: {src} reaches {outcome.describe().removeprefix('delivered to ')}"
+    return replay(net, Location(src.host, src.bridge), found.path, concrete, title, str(src))
+
+
+# ---------------------------------------------------------------- verdict
+
+
+def _verdict(
+    deployment: Deployment,
+    sources: list[Endpoint],
+    groups: set[str],
+    result: _Result,
+    stats: dict[str, float],
+    by_neutron: bool,
+) -> Verdict:
+    what = "projects" if by_neutron else "segments"
+    assumptions = list(ASSUMPTIONS_OVS)
+    if not by_neutron:
+        assumptions.append(
+            "without neutron.json, networks are the tunnel-key segments the dumps reveal: a port plugged "
+            "into another network's VLAN looks like a member of that segment"
+        )
+    common = {
+        "assumptions": tuple(assumptions),
+        "findings": tuple(result.findings),
+        "coverage": coverage(deployment),
+        "stats": stats,
+    }
+    if result.examples:
+        pairs = sorted(result.pairs)
+        summary = f"isolation violated for {len(pairs)} ordered pair(s) of {what}: " + "; ".join(
+            f"{a} -> {b}" for a, b in pairs
+        )
+        return Verdict(PROPERTY, "violated", summary, tuple(result.examples), tuple(result.unknown), **common)  # type: ignore[arg-type]
+    if result.unknown:
+        summary = f"isolation could not be decided ({len(result.unknown)} undecided case(s))"
+        return Verdict(PROPERTY, "unknown", summary, reasons=tuple(result.unknown), **common)  # type: ignore[arg-type]
+    if len(groups) < 2:
+        summary = f"only one {what[:-1]} has VM ports ({', '.join(sorted(groups))}): no pair to isolate"
+        return Verdict(PROPERTY, "vacuous", summary, **common)  # type: ignore[arg-type]
+    summary = (
+        f"isolation holds: no packet any of {len(sources)} VM port(s) can emit reaches a port of another "
+        f"{what[:-1]}'s networks ({len(groups)} {what})"
+    )
+    return Verdict(PROPERTY, "holds", summary, **common)  # type: ignore[arg-type]
+
+
+def _bits(bits: int) -> Iterable[int]:
+    i = 0
+    while bits:
+        if bits & 1:
+            yield i
+        bits >>= 1
+        i += 1
