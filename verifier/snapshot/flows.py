@@ -180,9 +180,7 @@ def _int(text: str) -> int:
 # ---------------------------------------------------------------- match
 
 
-def _convert_match(
-    parsed: OFPFlow, resolve_port: PortResolver
-) -> tuple[int, tuple[FieldMatch, ...], tuple[str, ...]]:
+def _convert_match(parsed: OFPFlow, resolve_port: PortResolver) -> tuple[int, tuple[FieldMatch, ...], tuple[str, ...]]:
     priority = DEFAULT_PRIORITY
     acc: dict[str, tuple[int, int]] = {}
     unsupported: list[str] = []
@@ -371,9 +369,7 @@ def _action_inner(key: str, value: Any, raw: str, resolve_port: PortResolver) ->
         return SetField(name, int(value.ip), 0xFFFFFFFF, frozenset({ETH_TYPE_IP}), spelling=raw)
     if key in ("mod_tp_src", "mod_tp_dst"):
         name = "tp_src" if key == "mod_tp_src" else "tp_dst"
-        return SetField(
-            name, int(str(value), 0), 0xFFFF, frozenset({ETH_TYPE_IP, ETH_TYPE_IPV6}), spelling=raw
-        )
+        return SetField(name, int(str(value), 0), 0xFFFF, frozenset({ETH_TYPE_IP, ETH_TYPE_IPV6}), spelling=raw)
     if key == "mod_nw_ttl":
         return SetField("ip_ttl", int(value), 0xFF, frozenset({ETH_TYPE_IP, ETH_TYPE_IPV6}), spelling=raw)
     if key in ("mod_vlan_vid", "set_vlan_vid"):
