@@ -34,7 +34,8 @@ class Endpoint:
     ``uplink`` (a physical NIC of a provider bridge), ``host`` (a bridge's own
     internal port), or ``other``.  ``network`` is the Neutron network id (or,
     without neutron.json, a segment name such as ``tunnel key 0x5``);
-    ``project`` the project owning that network.
+    ``project`` the project owning that network; ``carries`` every network
+    whose frames the port legitimately carries (several for an uplink).
     """
 
     id: str
@@ -47,6 +48,7 @@ class Endpoint:
     network: str | None = None
     project: str | None = None
     label: str = ""
+    carries: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return self.label or f"{self.device} on {self.host}"
