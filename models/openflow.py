@@ -243,8 +243,6 @@ class OpenFlowBridge:
             return [replace(w, ends=(*w.ends, self._step(w.table, "note", flow=flow, note="drop action")))]
         if isinstance(a, ir.Resubmit):
             return self._goto(ctx, w, w.table if a.table is None else a.table, a.port)
-        if isinstance(a, ir.GotoTable):
-            return self._goto(ctx, w, a.table, None)
         if isinstance(a, ir.SetField):
             return self._set_field(ctx, w, a)
         if isinstance(a, ir.Move):

@@ -164,8 +164,6 @@ class ConcreteBridge:
             st.result.ends.append(CStep(st.table, flow, "drop action"))
         elif isinstance(a, ir.Resubmit):
             self._goto(st, st.table if a.table is None else a.table, a.port)
-        elif isinstance(a, ir.GotoTable):
-            self._goto(st, a.table, None)
         elif isinstance(a, ir.SetField):
             if a.only_eth_types is None or pkt["eth_type"] in a.only_eth_types:
                 pkt[a.field] = (pkt[a.field] & ~a.mask) | (a.value & a.mask)

@@ -130,13 +130,6 @@ class Resubmit:
 
 
 @dataclass(frozen=True)
-class GotoTable:
-    """``goto_table:N`` (OpenFlow 1.1+ instruction)."""
-
-    table: int
-
-
-@dataclass(frozen=True)
 class SetField:
     """Write ``value`` into the bits of ``field`` selected by ``mask``.
 
@@ -276,7 +269,6 @@ Action = (
     | Controller
     | Drop
     | Resubmit
-    | GotoTable
     | SetField
     | Move
     | PushVlan

@@ -170,7 +170,7 @@ def action_lists(
             out.append(ir.SetField("vlan_tci", 0x1000 | draw(st.sampled_from(VLANS)), 0x1FFF))
             tagged = True
     if later and draw(st.integers(0, 3)) == 0:
-        out.append(ir.GotoTable(draw(st.sampled_from(later))))
+        out.append(ir.Resubmit(None, draw(st.sampled_from(later))))
     return tuple(out)
 
 

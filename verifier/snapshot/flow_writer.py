@@ -35,7 +35,6 @@ from verifier.ir import (
     FieldSlice,
     Flood,
     Flow,
-    GotoTable,
     Learn,
     LearnSpec,
     Move,
@@ -250,8 +249,6 @@ def format_action(a: Action) -> str:
         port = "" if a.port is None else _port(a.port)
         table = "" if a.table is None else str(a.table)
         return f"resubmit({port},{table})"
-    if isinstance(a, GotoTable):
-        return f"goto_table:{a.table}"
     if isinstance(a, SetField):
         return _set_field(a)
     if isinstance(a, Move):

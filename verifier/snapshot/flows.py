@@ -39,7 +39,6 @@ from verifier.ir import (
     FieldSlice,
     Flood,
     Flow,
-    GotoTable,
     Learn,
     LearnSpec,
     Move,
@@ -114,7 +113,7 @@ def parse_dump_flows(
     """
     flows: list[Flow] = []
     skipped: list[Skipped] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         if is_noise(line):
             continue
         try:
@@ -291,7 +290,37 @@ def _raw(kv: Any) -> str:
 
 
 def _convert_actions(parsed: OFPFlow, resolve_port: PortResolver) -> list[Action]:
-    return [_action(kv.key, kv.value, _raw(kv), resolve_port) for kv in parsed.actions_kv]
+    actions = [_action(kv.key, kv.value, _raw(kv), resolve_port) for kv in parsed.actions_kv]
+    return canonical_actions(actions)
+
+
+def canonical_actions(actions: list[Action]) -> list[Action]:
+    """One IR for what OpenFlow 1.0 and 1.3 dumps spell differently.
+
+    ``push_vlan:0x8100,set_field:<0x1000|vid>->vlan_vid`` is how an OpenFlow 1.3
+    dump prints what OpenFlow 1.0 prints as ``mod_vlan_vid:<vid>`` (OVS prints
+    each installed flow either way), and ``goto_table:N`` at the end of a list
+    is what OpenFlow 1.0 prints as ``resubmit(,N)``.
+    """
+    out: list[Action] = []
+    i = 0
+    while i < len(actions):
+        a = actions[i]
+        nxt = actions[i + 1] if i + 1 < len(actions) else None
+        if (
+            isinstance(a, PushVlan)
+            and a.tpid == 0x8100
+            and isinstance(nxt, SetField)
+            and nxt.field == "vlan_tci"
+            and nxt.mask == 0x1FFF
+            and nxt.value & 0x1000
+        ):
+            out.append(SetVlanVid(nxt.value & 0x0FFF))
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
 
 
 def _nested(items: list[dict[str, Any]], resolve_port: PortResolver) -> tuple[Action, ...]:
@@ -343,7 +372,7 @@ def _action_inner(key: str, value: Any, raw: str, resolve_port: PortResolver) ->
             None if table in (None, "") else int(table),
         )
     if key == "goto_table":
-        return GotoTable(int(value))
+        return Resubmit(None, int(value))
     if key == "load":
         dst = _slice(value["dst"])
         if "src" in value:
