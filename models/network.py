@@ -9,12 +9,14 @@ ports) where packets leave the modelled dataplane.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from models.learning import LearnedTemplate
 from models.openflow import OpenFlowBridge
+from models.symmetry import port_classes, reads_tunnel_addresses
 from models.templates import discover_templates
 from models.tunnel import TunnelPort, specificity, tunnel_port
 from verifier import ir
@@ -32,6 +34,12 @@ from verifier.topology import (
     Location,
     Terminal,
 )
+
+
+@functools.cache
+def _ip(text: str) -> int:
+    return int(ipaddress.IPv4Address(text))
+
 
 # Fields a patch port or a tunnel clears (patch_port_output, tunnel receive).
 _METADATA = tuple(n for n in FIELD_NAMES if not FIELDS[n].wire and n != "in_port")
@@ -110,6 +118,7 @@ class OvsNetwork:
         classify: Classifier = generic_endpoint,
         missing_flows: Mapping[tuple[str, str], str] | None = None,
         extra_addresses: Mapping[str, set[str]] | None = None,
+        symmetry: bool = True,
     ) -> None:
         self.dataplane = dataplane
         self.devices: dict[Location, Device] = {}
@@ -119,6 +128,9 @@ class OvsNetwork:
         self.templates: dict[Location, tuple[LearnedTemplate, ...]] = {}
         self.notes: list[str] = []
         self.owners: dict[str, str] = {}
+        self.classes: dict[Location, dict[int, frozenset[int]]] = {}
+        self.tunnel_blind: set[Location] = set()
+        self._receiver_cache: dict[tuple[str, str, str | None, str], tuple[TunnelPort, ...]] = {}
         missing = dict(missing_flows or {})
         for host in dataplane.hosts:
             for addr in host.addresses:
@@ -131,7 +143,11 @@ class OvsNetwork:
                 if reason is not None:
                     self.devices[loc] = UnmodelledBridge(host.name, bridge.name, reason)
                 else:
-                    templates = discover_templates(host.name, bridge)
+                    classes = port_classes(bridge) if symmetry else {}
+                    self.classes[loc] = classes
+                    if not reads_tunnel_addresses(bridge):
+                        self.tunnel_blind.add(loc)
+                    templates = discover_templates(host.name, bridge, classes)
                     self.templates[loc] = templates
                     model = OpenFlowBridge(host.name, bridge, templates)
                     if bridge.skipped:
@@ -143,9 +159,11 @@ class OvsNetwork:
                     else:
                         self.devices[loc] = model
                 self._wire(host, bridge, classify)
+        self.receivers: dict[tuple[str, str], list[TunnelPort]] = {}
         for t in self.tunnels:
             if t.local_ip and t.local_ip != "flow":
                 self.owners.setdefault(t.local_ip, t.host)
+            self.receivers.setdefault((t.host, t.family), []).append(t)
 
     def _wire(self, host: ir.Host, bridge: ir.Bridge, classify: Classifier) -> None:
         loc = Location(host.name, bridge.name)
@@ -183,6 +201,25 @@ class OvsNetwork:
 
     def device(self, location: Location) -> Device | None:
         return self.devices.get(location)
+
+    def symmetric_ports(self, location: Location, port: int) -> frozenset[int]:
+        """The ports of the bridge interchangeable with ``port`` (models.symmetry); empty if none."""
+        return self.classes.get(location, {}).get(port, frozenset())
+
+    def canonical(self, location: Location, pkt: PacketState) -> PacketState:
+        """The packet as if it had arrived on the first port of its symmetry class.
+
+        The tunnel source address, which tells the members of a class of
+        tunnel ports apart, is cleared too when no flow of the bridge reads it.
+        """
+        in_port = pkt.fields["in_port"]
+        members = self.symmetric_ports(location, in_port) if isinstance(in_port, int) else frozenset()
+        if not members:
+            return pkt
+        updates: dict[str, sy.Value] = {"in_port": min(members)}
+        if location in self.tunnel_blind and isinstance(self.links.get((location, min(members))), TunnelPort):
+            updates["tun_src"] = 0
+        return pkt.with_fields(updates)
 
     def follow(self, ctx: Context, location: Location, port: int, pkt: PacketState) -> list[Arrival]:
         link = self.links.get((location, port))
@@ -236,18 +273,11 @@ class OvsNetwork:
         if host is None or dst is None:
             where = f"{via}: no host of the snapshot has address {dst}" if dst else via
             return [Terminal(LeftCloud(where), pkt, via=via)]
-        receivers = []
-        for r in self.tunnels:
-            if r.host != host or r.family != t.family:
-                continue
-            score = specificity(r, src, dst) if src is not None else (0 if r.local_ip in (None, dst) else None)
-            if score is not None:
-                receivers.append((score, r))
-        if not receivers:
+        chosen = self._receivers(host, t.family, src, dst)
+        if not chosen:
             return [Terminal(Dropped(f"{via}: {host} has no {t.type} port for packets from {src}"), pkt, via=via)]
-        best = max(score for score, _ in receivers)
         out: list[Arrival] = []
-        for _, r in sorted((x for x in receivers if x[0] == best), key=lambda x: x[1].name):
+        for r in chosen:
             accepted = pkt
             if r.in_key != "flow":
                 want = int(r.in_key, 0) if r.in_key else 0
@@ -259,10 +289,26 @@ class OvsNetwork:
             fields: dict[str, sy.Value] = {name: 0 for name in _METADATA}
             fields["in_port"] = r.port
             fields["tun_id"] = sy.deposit(0, key, 0, t.key_bits, 64)
-            fields["tun_src"] = int(ipaddress.IPv4Address(src)) if src else ctx.fresh("tun_src", 32)
-            fields["tun_dst"] = int(ipaddress.IPv4Address(dst))
+            fields["tun_src"] = _ip(src) if src else ctx.fresh("tun_src", 32)
+            fields["tun_dst"] = _ip(dst)
             out.append(Enter(Location(r.host, r.bridge), r.port, accepted.with_fields(fields), via=via))
         return out
+
+    def _receivers(self, host: str, family: str, src: str | None, dst: str) -> tuple[TunnelPort, ...]:
+        """The tunnel ports of ``host`` that take packets from ``src`` to ``dst`` (the most specific ones)."""
+        key = (host, family, src, dst)
+        cached = self._receiver_cache.get(key)
+        if cached is not None:
+            return cached
+        scored = []
+        for r in self.receivers.get((host, family), ()):
+            score = specificity(r, src, dst) if src is not None else (0 if r.local_ip in (None, dst) else None)
+            if score is not None:
+                scored.append((score, r))
+        best = max((score for score, _ in scored), default=None)
+        chosen = tuple(sorted((r for score, r in scored if score == best), key=lambda r: r.name))
+        self._receiver_cache[key] = chosen
+        return chosen
 
     # ------------------------------------------------------------ queries
 

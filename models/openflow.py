@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 
 from models import learning
 from models.flowtable import Table, priority_groups
@@ -45,18 +44,56 @@ MAX_RESUBMITS = MAX_DEPTH * MAX_DEPTH
 Entry = ir.Flow | LearnedTemplate
 
 
-@dataclass(frozen=True)
 class _World:
-    pkt: PacketState
-    table: int
-    depth: int = 0
-    resubmits: int = 0
-    steps: tuple[Step, ...] = ()
-    emissions: tuple[Emission, ...] = ()
-    ends: tuple[Step, ...] = ()
-    unknown: tuple[str, ...] = ()
-    halted: bool = False
-    error: str | None = None
+    """One way the translation is going: the packet so far and everything it has emitted.
+
+    Immutable by convention; ``replace`` (a hand-written copy, much cheaper
+    than dataclasses.replace on this hot path) makes changed copies.
+    """
+
+    __slots__ = ("depth", "emissions", "ends", "error", "halted", "pkt", "resubmits", "steps", "table", "unknown")
+
+    def __init__(
+        self,
+        pkt: PacketState,
+        table: int,
+        depth: int = 0,
+        resubmits: int = 0,
+        steps: tuple[Step, ...] = (),
+        emissions: tuple[Emission, ...] = (),
+        ends: tuple[Step, ...] = (),
+        unknown: tuple[str, ...] = (),
+        halted: bool = False,
+        error: str | None = None,
+    ) -> None:
+        self.pkt = pkt
+        self.table = table
+        self.depth = depth
+        self.resubmits = resubmits
+        self.steps = steps
+        self.emissions = emissions
+        self.ends = ends
+        self.unknown = unknown
+        self.halted = halted
+        self.error = error
+
+
+def replace(w: _World, **changes: object) -> _World:
+    """A copy of ``w`` with some attributes changed."""
+    new = _World.__new__(_World)
+    new.pkt = w.pkt
+    new.table = w.table
+    new.depth = w.depth
+    new.resubmits = w.resubmits
+    new.steps = w.steps
+    new.emissions = w.emissions
+    new.ends = w.ends
+    new.unknown = w.unknown
+    new.halted = w.halted
+    new.error = w.error
+    for name, value in changes.items():
+        setattr(new, name, value)
+    return new
 
 
 LearnHook = Callable[[ir.LearnSpec, PacketState, ir.Flow], None]
@@ -80,11 +117,10 @@ class OpenFlowBridge:
         for f in bridge.flows:
             by_table.setdefault(f.table, []).append(f)
         self.tables = {t: Table.build(fs) for t, fs in by_table.items()}
-        self.templates: dict[int, list[LearnedTemplate]] = {}
+        grouped: dict[int, list[LearnedTemplate]] = {}
         for t in templates:
-            self.templates.setdefault(t.table, []).append(t)
-        for ts in self.templates.values():
-            ts.sort(key=lambda t: -t.priority)
+            grouped.setdefault(t.table, []).append(t)
+        self.templates = {t: Table.build(ts) for t, ts in grouped.items()}
         self.learn_hook: LearnHook | None = None
         self.names = {p.number: p.name for p in bridge.of_ports}
         self.has_learn = any(isinstance(a, ir.Learn) for f in bridge.flows for a in ir.iter_actions(f.actions))
@@ -119,16 +155,15 @@ class OpenFlowBridge:
         excluded: tuple[ir.Flow, ...] = (),
         choices: tuple[tuple[str, sy.Value], ...] = (),
     ) -> Step:
-        text = learned.describe() if learned is not None else ""
-        return Step(self.host, self.name, table, kind, flow, text, note, excluded, choices, payload=learned)
+        return Step(self.host, self.name, table, kind, flow, "", note, excluded, choices, payload=learned)
 
     # ------------------------------------------------------------ lookup
 
     def _candidates(self, pkt: PacketState, table: int) -> list[Entry]:
         flows: list[Entry] = list(self.tables[table].candidates(pkt)) if table in self.tables else []
         templates = self.templates.get(table)
-        if templates:
-            return list(heapq.merge(flows, templates, key=lambda e: -e.priority))
+        if templates is not None:
+            return list(heapq.merge(flows, templates.candidates(pkt), key=lambda e: -e.priority))
         return flows
 
     def _lookup(
@@ -140,7 +175,7 @@ class OpenFlowBridge:
         certain = False
         for group in priority_groups(self._candidates(pkt, table)):
             group_excl: list[tuple[sy.Cond, ir.Flow]] = []
-            for entry in group:
+            for entry in _expand_classes(ctx, group):
                 if isinstance(entry, LearnedTemplate):
                     entry = learning.instantiate(ctx, entry)
                     cond = learning.condition(pkt, entry)
@@ -438,16 +473,44 @@ class OpenFlowBridge:
 
     def _run_learned(self, ctx: Context, w: _World, t: LearnedTemplate) -> list[_World]:
         worlds = [w]
-        for kind, dst, value in t.actions:
+        for i, (kind, dst, value) in enumerate(t.actions):
             nxt = []
             for cur in worlds:
-                if kind == "load":
+                if ("action", i) in t.from_in_port and t.port_class:
+                    # Abstract mode only: the entry was learned on some member; cover them all.
+                    members = sorted(t.port_class)
+                    if kind == "load" and dst is not None:
+                        joined: sy.Value = members[0]
+                        for port in members[1:]:
+                            joined = sy.join(joined, port, dst.n_bits)
+                        nxt.append(self._write(cur, dst, joined))
+                        continue
+                    for port in members:
+                        cur = self._output(ctx, cur, port, t.source)[0]
+                    nxt.append(cur)
+                elif kind == "load":
                     assert dst is not None
                     nxt.append(self._write(cur, dst, value))
                 else:
                     nxt.extend(self._output_value(ctx, cur, value, 16, t.source))
             worlds = nxt
         return worlds
+
+
+def _expand_classes(ctx: Context, group: list[Entry]) -> list[Entry]:
+    """Learned templates standing for a port class, one per member where that matters.
+
+    In precise mode each member is a separate learned entry (so a
+    counterexample names one); in abstract mode one template may output to
+    every member at once, unless its match depends on the member.
+    """
+    out: list[Entry] = []
+    for entry in group:
+        if isinstance(entry, LearnedTemplate) and entry.port_class and (ctx.precise or entry.class_in_conditions):
+            out.extend(entry.for_port(p) for p in sorted(entry.port_class))
+        else:
+            out.append(entry)
+    return out
 
 
 def _optional(flow: ir.Flow) -> bool:

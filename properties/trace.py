@@ -123,7 +123,7 @@ def _conditions(p: Path) -> tuple[str, ...]:
             if step.kind == "match" and step.flow is not None:
                 out.append(f"{where}: {format_match(step.flow)}")
             elif step.kind == "learned":
-                out.append(f"{where}: a learned entry {step.learned}")
+                out.append(f"{where}: a learned entry {step.learned or step.payload}")
             else:
                 out.append(f"{where}: no flow matches")
     return tuple(dict.fromkeys(out))

@@ -43,7 +43,7 @@ class Step:
         if self.kind == "match" and self.flow is not None:
             return f"{where} table {self.table} priority {self.flow.priority} ({self.flow.provenance})"
         if self.kind == "learned":
-            return f"{where} table {self.table}: a learned entry {self.learned}"
+            return f"{where} table {self.table}: a learned entry {self.learned or self.payload}"
         if self.kind == "miss":
             return f"{where} table {self.table}: no flow matches (table miss)"
         return f"{where}: {self.note}"

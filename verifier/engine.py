@@ -144,20 +144,38 @@ class AbstractGraph:
     terms: list[int] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     outcome_ids: dict[object, int] = field(default_factory=dict)
+    portable: list[bool] = field(default_factory=list)
     _pending: list[int] = field(default_factory=list)
+    _expanded: set[int] = field(default_factory=set)
     _reach: dict[int, int] = field(default_factory=dict)
 
     def node(self, location: Location, pkt: PacketState) -> int:
-        """The node of an abstract state (created and queued for expansion if new)."""
+        """The node of an abstract state (created and queued for expansion if new).
+
+        A packet arriving on a port of a symmetry class (Network.symmetric_ports)
+        shares the node of the class's smallest port (Network.canonical), when
+        what that node does never involves the class (it emits on none of its
+        ports and skips no output to its input port): then renaming the input
+        port changes nothing.
+        """
         key = (location, pkt.field_key())
         nid = self.keys.get(key)
-        if nid is None:
-            nid = len(self.states)
-            self.keys[key] = nid
-            self.states.append((location, pkt))
-            self.succ.append([])
-            self.terms.append(0)
-            self._pending.append(nid)
+        if nid is not None:
+            return nid
+        renamed = self.net.canonical(location, pkt)
+        if renamed is not pkt and renamed.field_key() != pkt.field_key():
+            canonical = self.node(location, renamed)
+            self._expand_one(canonical)
+            if self.portable[canonical]:
+                self.keys[key] = canonical
+                return canonical
+        nid = len(self.states)
+        self.keys[key] = nid
+        self.states.append((location, pkt))
+        self.succ.append([])
+        self.terms.append(0)
+        self.portable.append(False)
+        self._pending.append(nid)
         return nid
 
     def _outcome(self, outcome: Outcome) -> int:
@@ -172,25 +190,45 @@ class AbstractGraph:
     def expand(self) -> None:
         """Compute the successors of every queued node, until none is left."""
         while self._pending:
-            nid = self._pending.pop()
-            loc, pkt = self.states[nid]
-            device = self.net.device(loc)
-            if device is None:
-                self.terms[nid] |= 1 << self._outcome(Undecided(f"no model of {loc}"))
-                continue
-            succ: set[int] = set()
-            bits = 0
-            for branch in device.transfer(self.ctx, pkt):
-                for reason in branch.unknown:
-                    bits |= 1 << self._outcome(Undecided(reason))
-                for em in branch.emissions:
-                    for arrival in self.net.follow(self.ctx, loc, em.port, em.pkt):
-                        if isinstance(arrival, Enter):
-                            succ.add(self.node(arrival.location, arrival.pkt))
-                        elif not isinstance(arrival.outcome, (Dropped, Looped)):
-                            bits |= 1 << self._outcome(arrival.outcome)
-            self.succ[nid] = sorted(succ)
-            self.terms[nid] = bits
+            self._expand_one(self._pending.pop())
+
+    def _expand_one(self, nid: int) -> None:
+        if nid in self._expanded:
+            return
+        self._expanded.add(nid)
+        loc, pkt = self.states[nid]
+        device = self.net.device(loc)
+        if device is None:
+            self.terms[nid] |= 1 << self._outcome(Undecided(f"no model of {loc}"))
+            return
+        in_port = pkt.fields["in_port"]
+        members = self.net.symmetric_ports(loc, in_port) if isinstance(in_port, int) else frozenset()
+        portable = bool(members)
+        arrivals = []
+        bits = 0
+        emitted: set[tuple[int, object]] = set()
+        for branch in device.transfer(self.ctx, pkt):
+            for reason in branch.unknown:
+                bits |= 1 << self._outcome(Undecided(reason))
+            if any(s.note.startswith("skipping output to input port") for s in branch.ends):
+                portable = False
+            for em in branch.emissions:
+                if em.port in members:
+                    portable = False
+                copy = (em.port, em.pkt.field_key())
+                if copy in emitted:
+                    continue
+                emitted.add(copy)
+                arrivals.extend(self.net.follow(self.ctx, loc, em.port, em.pkt))
+        self.portable[nid] = portable
+        succ: set[int] = set()
+        for arrival in arrivals:
+            if isinstance(arrival, Enter):
+                succ.add(self.node(arrival.location, arrival.pkt))
+            elif not isinstance(arrival.outcome, (Dropped, Looped)):
+                bits |= 1 << self._outcome(arrival.outcome)
+        self.succ[nid] = sorted(succ)
+        self.terms[nid] = bits
 
     def reach(self, nid: int) -> int:
         """Bitset of outcome ids reachable from node ``nid`` (Tarjan SCCs, memoised)."""
@@ -267,11 +305,12 @@ class AbstractGraph:
                 by_loc.setdefault((loc, pkt.fields["in_port"]), []).append(_known(pkt))
 
         def prune(location: Location, pkt: PacketState) -> bool:
-            candidates = by_loc.get((location, pkt.fields["in_port"]))
-            if not candidates:
-                return True
-            mine = _known(pkt)
-            return not any(_consistent(mine, other) for other in candidates)
+            for probe in (pkt, self.net.canonical(location, pkt)):
+                candidates = by_loc.get((location, probe.fields["in_port"]), ())
+                mine = _known(probe)
+                if any(_consistent(mine, other) for other in candidates):
+                    return False
+            return True
 
         return prune
 

@@ -34,13 +34,16 @@ class Mode(enum.Enum):
 # Fields whose known bits abstract mode refines on a match.  Keeping wire
 # headers out lets sources that differ only in MAC or IP share states.
 STEERING = frozenset(
-    ["in_port", "vlan_tci", "eth_type", "tun_id", "tun_src", "tun_dst", "metadata", "pkt_mark"]
+    ["in_port", "vlan_tci", "tun_id", "tun_src", "tun_dst", "metadata", "pkt_mark"]
     + [f"reg{i}" for i in range(16)]
     + ["ct_state", "ct_zone", "ct_mark"]
 )
 
 
-@dataclass(frozen=True, slots=True)
+_INDEX = {name: i for i, name in enumerate(FIELD_NAMES)}
+
+
+@dataclass(frozen=True)
 class PacketState:
     """Field values and path condition (assumption literals, precise mode only).
 
@@ -58,7 +61,14 @@ class PacketState:
     def with_fields(self, updates: Mapping[str, sy.Value]) -> PacketState:
         merged = dict(self.fields)
         merged.update(updates)
-        return PacketState(merged, self.pc, self.doubts)
+        new = PacketState(merged, self.pc, self.doubts)
+        cached = self.__dict__.get("_field_key")
+        if cached is not None:
+            key = list(cached)
+            for name, value in updates.items():
+                key[_INDEX[name]] = sy.value_key(value)
+            object.__setattr__(new, "_field_key", tuple(key))
+        return new
 
     def key(self) -> tuple[object, ...]:
         """Identity of the state (values and path condition), for loop detection and memos."""
@@ -68,8 +78,12 @@ class PacketState:
         )
 
     def field_key(self) -> tuple[object, ...]:
-        """Identity of the field values alone."""
-        return tuple(sy.value_key(self.fields[n]) for n in FIELD_NAMES)
+        """Identity of the field values alone (computed once)."""
+        cached = self.__dict__.get("_field_key")
+        if cached is None:
+            cached = tuple(sy.value_key(self.fields[n]) for n in FIELD_NAMES)
+            object.__setattr__(self, "_field_key", cached)
+        return cached
 
 
 class Context:

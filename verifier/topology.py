@@ -126,3 +126,16 @@ class Network(Protocol):
     def device(self, location: Location) -> Device | None: ...
 
     def follow(self, ctx: Context, location: Location, port: int, pkt: PacketState) -> list[Arrival]: ...
+
+    def symmetric_ports(self, location: Location, port: int) -> frozenset[int]:
+        """Ports of the device interchangeable with ``port`` (empty: none).
+
+        Any permutation of such a class maps the device's behaviour onto
+        itself, so a packet arriving on one member behaves as on another, up
+        to renaming members in what it emits.
+        """
+        ...
+
+    def canonical(self, location: Location, pkt: PacketState) -> PacketState:
+        """The packet renamed onto its symmetry class's representative (itself if none)."""
+        ...
