@@ -119,8 +119,10 @@ class OvsNetwork:
         missing_flows: Mapping[tuple[str, str], str] | None = None,
         extra_addresses: Mapping[str, set[str]] | None = None,
         symmetry: bool = True,
+        learning: bool = True,
     ) -> None:
         self.dataplane = dataplane
+        self.options = {"classify": classify, "missing_flows": missing_flows, "extra_addresses": extra_addresses}
         self.devices: dict[Location, Device] = {}
         self.links: dict[tuple[Location, int], _Patch | TunnelPort | Endpoint | _Dead] = {}
         self.endpoints: dict[str, Endpoint] = {}
@@ -147,7 +149,7 @@ class OvsNetwork:
                     self.classes[loc] = classes
                     if not reads_tunnel_addresses(bridge):
                         self.tunnel_blind.add(loc)
-                    templates = discover_templates(host.name, bridge, classes)
+                    templates = discover_templates(host.name, bridge, classes) if learning else ()
                     self.templates[loc] = templates
                     model = OpenFlowBridge(host.name, bridge, templates)
                     if bridge.skipped:
@@ -311,6 +313,10 @@ class OvsNetwork:
         return chosen
 
     # ------------------------------------------------------------ queries
+
+    def without_learning(self) -> OvsNetwork:
+        """The same network with empty learned tables (what frames do before anything is learned)."""
+        return OvsNetwork(self.dataplane, learning=False, **self.options)  # type: ignore[arg-type]
 
     def endpoint_at(self, location: Location, port: int) -> Endpoint | None:
         link = self.links.get((location, port))

@@ -87,7 +87,7 @@ def check_isolation(deployment: Deployment, *, net: OvsNetwork | None = None) ->
         s.id: graph.node(Location(s.host, s.bridge), source_packet(graph.ctx, s.port, prefix="abs")) for s in sources
     }
     graph.expand()
-    segments = {} if by_neutron else _segments(graph, net, sources, nodes)
+    segments = {} if by_neutron else _segments(net, sources)
     groups = {_name(segments[s.id]) if segments else (s.project or "?") for s in sources}
     candidates = []
     for s in sources:
@@ -128,10 +128,16 @@ def _access_tag(net: OvsNetwork, e: Endpoint) -> int | None:
     return port.tag if port is not None else None
 
 
-def _segments(
-    graph: AbstractGraph, net: OvsNetwork, sources: list[Endpoint], nodes: dict[str, int]
-) -> dict[str, Segment]:
-    """Each access port's segment: the tunnel keys its frames leave its host with."""
+def _segments(net: OvsNetwork, sources: list[Endpoint]) -> dict[str, Segment]:
+    """Each access port's segment: the tunnel keys its frames leave its host with while nothing is learned.
+
+    Learned entries are left out on purpose: they are what a broken mapping
+    elsewhere can poison, and the segment is what the port floods into.
+    """
+    plain = net.without_learning()
+    graph = AbstractGraph(plain)
+    nodes = {s.id: graph.node(Location(s.host, s.bridge), source_packet(graph.ctx, s.port, prefix="seg")) for s in sources}
+    graph.expand()
     out: dict[str, Segment] = {}
     for s in sources:
         keys: set[int] = set()
