@@ -102,6 +102,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except InputError as exc:
         print(str(exc), file=err)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:
+        return EXIT_UNKNOWN
     except Exception:  # a crash must never look like a verdict
         print("verify: internal error (please report it with the traceback below); nothing was proved", file=err)
         traceback.print_exc(file=err)
@@ -134,6 +136,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
     from properties.trace import trace
+    from verifier.header import FIELDS
     from verifier.report import packet_json
 
     fixed = parse_fields(args.fields)
@@ -168,7 +171,11 @@ def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:
         out.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return EXIT_HOLDS
     out.write(f"trace from {report.source}\n")
-    out.write(f"fixed fields: {', '.join(f'{k}={v:#x}' for k, v in sorted(fixed.items())) or 'none'}\n")
+    shown = ", ".join(f"{k}={FIELDS[k].format(v)}" for k, v in sorted(fixed.items()))
+    out.write(f"fixed fields: {shown or 'none (every header field open)'}\n")
+    out.write(f"{len(report.outcomes)} distinct outcome(s):\n")
+    for o in report.outcomes:
+        out.write(f"  - {o.outcome} ({o.paths} path(s))\n")
     for o in report.outcomes:
         out.write(f"\n{o.outcome} ({o.paths} path(s))\n")
         if o.note:
