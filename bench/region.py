@@ -64,24 +64,49 @@ def region(hosts: int, vms_per_compute: int = 25, seed: int = 1) -> dict[str, An
         networks.append(_network(net, f"net-{n}", project, "gre", segid, False, sub))
         subnets.append(_subnet(sub, net, project, "10.0.0.0/24", "10.0.0.1"))
         mac += 1
-        ports.append(_port(_id("dhcp", n), net, sub, project, "network:dhcp", f"dhcp-{net}", "10.0.0.2", mac, "network"))
+        ports.append(
+            _port(_id("dhcp", n), net, sub, project, "network:dhcp", f"dhcp-{net}", "10.0.0.2", mac, "network")
+        )
         router = _id("router", project)
         if n % 2 == 0:
             gw = _id("gw", project)
             mac += 1
             ports.append(
-                _port(gw, ext_net, ext_subnet, "", "network:router_gateway", router, f"203.0.113.{n // 2 % 200 + 10}", mac, "network")
+                _port(
+                    gw,
+                    ext_net,
+                    ext_subnet,
+                    "",
+                    "network:router_gateway",
+                    router,
+                    f"203.0.113.{n // 2 % 200 + 10}",
+                    mac,
+                    "network",
+                )
             )
             routers.append(_router(router, project, ext_net, ext_subnet, f"203.0.113.{n // 2 % 200 + 10}"))
         mac += 1
-        ports.append(_port(_id("qr", n), net, sub, project, "network:router_interface", router, "10.0.0.1", mac, "network"))
+        ports.append(
+            _port(_id("qr", n), net, sub, project, "network:router_interface", router, "10.0.0.1", mac, "network")
+        )
         count = total_vms // n_networks + (1 if n < total_vms % n_networks else 0)
         for k in range(count):
             mac += 1
             host = rng.choice(computes)
             vm_index += 1
             ports.append(
-                _port(_id("vm", n, k), net, sub, project, "compute:nova", _id("server", n, k), f"10.0.0.{10 + k}", mac, host, f"vm-{vm_index}")
+                _port(
+                    _id("vm", n, k),
+                    net,
+                    sub,
+                    project,
+                    "compute:nova",
+                    _id("server", n, k),
+                    f"10.0.0.{10 + k}",
+                    mac,
+                    host,
+                    f"vm-{vm_index}",
+                )
             )
     return {
         "networks": networks,
@@ -106,7 +131,9 @@ def _agent(host: str, kind: str, binary: str, config: dict[str, Any]) -> dict[st
     }
 
 
-def _network(nid: str, name: str, project: str, kind: str, segid: int | None, external: bool, subnet: str) -> dict[str, Any]:
+def _network(
+    nid: str, name: str, project: str, kind: str, segid: int | None, external: bool, subnet: str
+) -> dict[str, Any]:
     return {
         "id": nid,
         "name": name,

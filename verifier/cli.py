@@ -7,6 +7,7 @@ code; only ``main`` touches ``sys``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ipaddress
 import json
 import sys
@@ -88,7 +89,8 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     err = stderr or sys.stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code) if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:
