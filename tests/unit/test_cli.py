@@ -24,7 +24,7 @@ def run(*argv: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("snap") / "seed"
-    code, out, err = run("render", "--example", "seed-gre", "--out", str(path))
+    code, _out, err = run("render", "--example", "seed-gre", "--out", str(path))
     assert code == 0, err
     return path
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from support.mutate import lvid, replace_flows, set_tag
 
-from models.build import build_network
 from models.network import OvsNetwork
 from properties.isolation import check_isolation
+from support.mutate import lvid, replace_flows, set_tag
 from verifier.deployment import Deployment, load_example
 from verifier.verdict import Verdict
 
@@ -169,7 +168,9 @@ def test_missing_flow_dump_makes_paths_through_it_unknown(seed: Deployment) -> N
 def test_one_project_is_vacuous(seed: Deployment) -> None:
     """With only tenant-a's VMs there is no pair of projects to isolate: vacuous, not holds."""
     assert seed.neutron is not None
-    keep = {p.id for p in seed.neutron.ports if not (p.device_owner.startswith("compute:") and p.project_id != "tenant-a")}
+    keep = {
+        p.id for p in seed.neutron.ports if not (p.device_owner.startswith("compute:") and p.project_id != "tenant-a")
+    }
     neutron = dataclasses.replace(seed.neutron, ports=tuple(p for p in seed.neutron.ports if p.id in keep))
     v = check(dataclasses.replace(seed, neutron=neutron))
     assert v.status == "vacuous"
