@@ -14,10 +14,10 @@ from __future__ import annotations
 import z3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.strategies import bridges, packets
 
 from models.openflow import OpenFlowBridge
 from models.openflow_concrete import ConcreteBridge, CResult
+from support.strategies import bridges, packets
 from verifier import ir
 from verifier import symbolic as sy
 from verifier.device import Branch

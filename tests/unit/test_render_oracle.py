@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support.ovs_sandbox import OvsSandbox
 
+from support.ovs_sandbox import OvsSandbox
 from verifier import ir
 from verifier.examples import example_source, load_example_json
 from verifier.header import ETH_TYPE_ARP, ETH_TYPE_IP, parse_mac
