@@ -274,8 +274,6 @@ class OpenFlowBridge:
             return [self._flood(w, skip_no_flood=isinstance(a, ir.Flood))]
         if isinstance(a, ir.Controller):
             return [replace(w, ends=(*w.ends, self._step(w.table, "note", flow=flow, note="sent to controller")))]
-        if isinstance(a, ir.Drop):
-            return [replace(w, ends=(*w.ends, self._step(w.table, "note", flow=flow, note="drop action")))]
         if isinstance(a, ir.Resubmit):
             return self._goto(ctx, w, w.table if a.table is None else a.table, a.port)
         if isinstance(a, ir.SetField):

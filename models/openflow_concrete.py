@@ -160,8 +160,6 @@ class ConcreteBridge:
             self._flood(st, skip_no_flood=False)
         elif isinstance(a, ir.Controller):
             st.result.ends.append(CStep(st.table, flow, "sent to controller"))
-        elif isinstance(a, ir.Drop):
-            st.result.ends.append(CStep(st.table, flow, "drop action"))
         elif isinstance(a, ir.Resubmit):
             self._goto(st, st.table if a.table is None else a.table, a.port)
         elif isinstance(a, ir.SetField):

@@ -117,11 +117,6 @@ class Controller:
 
 
 @dataclass(frozen=True)
-class Drop:
-    """``drop`` (an explicit empty action list)."""
-
-
-@dataclass(frozen=True)
 class Resubmit:
     """``resubmit(port,table)``: look up ``table`` (None: the current one) as if from ``port``."""
 
@@ -267,7 +262,6 @@ Action = (
     | Flood
     | All
     | Controller
-    | Drop
     | Resubmit
     | SetField
     | Move

@@ -29,7 +29,6 @@ from verifier.ir import (
     Ct,
     CtClear,
     DecTtl,
-    Drop,
     Exit,
     FieldMatch,
     FieldSlice,
@@ -243,8 +242,6 @@ def format_action(a: Action) -> str:
         return "ALL"
     if isinstance(a, Controller):
         return f"CONTROLLER:{a.max_len}"
-    if isinstance(a, Drop):
-        return "drop"
     if isinstance(a, Resubmit):
         port = "" if a.port is None else _port(a.port)
         table = "" if a.table is None else str(a.table)

@@ -33,7 +33,6 @@ from verifier.ir import (
     Ct,
     CtClear,
     DecTtl,
-    Drop,
     Exit,
     FieldMatch,
     FieldSlice,
@@ -290,7 +289,8 @@ def _raw(kv: Any) -> str:
 
 
 def _convert_actions(parsed: OFPFlow, resolve_port: PortResolver) -> list[Action]:
-    actions = [_action(kv.key, kv.value, _raw(kv), resolve_port) for kv in parsed.actions_kv]
+    # ``drop`` is how OVS prints an empty action list: it is no action at all.
+    actions = [_action(kv.key, kv.value, _raw(kv), resolve_port) for kv in parsed.actions_kv if kv.key != "drop"]
     return canonical_actions(actions)
 
 
@@ -357,8 +357,6 @@ def _action_inner(key: str, value: Any, raw: str, resolve_port: PortResolver) ->
     if key in ("output", "enqueue"):
         port = value["port"] if isinstance(value, dict) else value
         return _output(port, raw, resolve_port)
-    if key == "drop":
-        return Drop()
     if key == "controller":
         max_len = value.get("max_len", 65535) if isinstance(value, dict) else 65535
         return Controller(int(max_len))
