@@ -11,7 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 
+from typing import TYPE_CHECKING
+
 from verifier.header import FIELDS, OFPP_LOCAL
+
+if TYPE_CHECKING:
+    from verifier.linux import Link, LinuxBridge, Namespace, Netfilter, Route
 
 
 @dataclass(frozen=True)
@@ -440,18 +445,42 @@ class Address:
 
 @dataclass(frozen=True)
 class Host:
-    """A node of the deployment and its OVS bridges."""
+    """A node of the deployment: its OVS bridges and its Linux side.
+
+    ``addresses``, ``links``, ``routes`` and ``netfilter`` belong to the root
+    namespace (``root_namespace()`` views them as one); ``routes`` or
+    ``netfilter`` None means the file was missing, not empty.  ``namespaces``
+    are the qrouter-/qdhcp- namespaces, ``linux_bridges`` the qbr bridges
+    (None without brctl-show.txt).
+    """
 
     name: str
     bridges: tuple[Bridge, ...] = ()
     addresses: tuple[Address, ...] = ()
     ovs_version: str | None = None
+    links: tuple[Link, ...] = ()
+    routes: tuple[Route, ...] | None = None
+    netfilter: Netfilter | None = None
+    namespaces: tuple[Namespace, ...] = ()
+    linux_bridges: tuple[LinuxBridge, ...] | None = None
 
     def bridge(self, name: str) -> Bridge | None:
         for b in self.bridges:
             if b.name == name:
                 return b
         return None
+
+    def namespace(self, name: str) -> Namespace | None:
+        for ns in self.namespaces:
+            if ns.name == name:
+                return ns
+        return None
+
+    def root_namespace(self) -> Namespace:
+        """The root namespace as a Namespace (name "")."""
+        from verifier.linux import Namespace
+
+        return Namespace("", self.links, self.addresses, self.routes, self.netfilter)
 
 
 @dataclass(frozen=True)
