@@ -139,10 +139,19 @@ def _flood(
             if vlan is None:
                 out_tci: sy.Value = tci
             elif tagged:
-                out_tci = sy.set_bits(tci, 0x1000 | vlan, 0x1FFF, 16)
+                out_tci = _tagged_tci(tci, vlan)
             else:
                 out_tci = 0
             yield number, pkt.with_fields({"vlan_tci": out_tci})
+
+
+def _tagged_tci(tci: sy.Value, vlan: int) -> sy.Value:
+    """The header NORMAL writes: the VLAN and the frame's PCP, CFI set unless both are 0 (xvlan_put)."""
+    tagged = sy.set_bits(tci, 0x1000 | vlan, 0x1FFF, 16)
+    if vlan:
+        return tagged
+    no_pcp = sy.test(tci, 0, 0xE000)
+    return sy.ite(no_pcp, 0, tagged, 16)
 
 
 def _describe(r: Reading) -> str:

@@ -134,7 +134,7 @@ class OpenFlowBridge:
     def transfer(self, ctx: Context, pkt: PacketState) -> list[Branch]:
         """Every way the bridge handles ``pkt`` (which arrived on ``pkt.fields['in_port']``)."""
         start = _World(pkt, table=0)
-        worlds = self._goto(ctx, start, 0, None)
+        worlds = self._goto(ctx, start, 0, None, first=True)
         out = []
         for w in worlds:
             if w.error is not None:
@@ -203,14 +203,15 @@ class OpenFlowBridge:
                 out.append((miss, None, tuple(f for _, f in excluded)))
         return out
 
-    def _goto(self, ctx: Context, w: _World, table: int, lookup_port: int | None) -> list[_World]:
+    def _goto(self, ctx: Context, w: _World, table: int, lookup_port: int | None, *, first: bool = False) -> list[_World]:
         """Look ``table`` up and run the hit's actions (resubmit and goto_table alike).
 
         As in xlate_table_action(), going to the same or an earlier table deepens
         the translation; the actions run with the real input port even when the
         lookup used ``lookup_port``.
         """
-        deepens = table <= w.table
+        # The pipeline's first lookup is not a resubmit (xlate_actions looks table 0 up itself).
+        deepens = table <= w.table and not first
         if w.depth >= MAX_DEPTH:
             return [replace(w, error=f"over max translation depth {MAX_DEPTH}")]
         if w.resubmits >= MAX_RESUBMITS:
@@ -226,7 +227,7 @@ class OpenFlowBridge:
                 pkt=hit,
                 table=table,
                 depth=w.depth + (1 if deepens else 0),
-                resubmits=w.resubmits + 1,
+                resubmits=w.resubmits + (0 if first else 1),
             )
             if entry is None:
                 step = self._step(table, "miss", excluded=excluded)
@@ -357,7 +358,7 @@ class OpenFlowBridge:
     def _flood(self, w: _World, *, skip_no_flood: bool) -> _World:
         in_port = _in_port(w.pkt)
         for p in self.bridge.of_ports:
-            if p.number == in_port or (skip_no_flood and p.no_flood):
+            if p.number == in_port or (skip_no_flood and p.no_flood) or "NO_FWD" in p.config:
                 continue
             w = self._emit(w, p.number)
         return w
@@ -455,6 +456,7 @@ class OpenFlowBridge:
         return results
 
     def _clone(self, ctx: Context, w: _World, actions: tuple[ir.Action, ...], flow: ir.Flow) -> list[_World]:
+        """Run ``actions`` on a copy; the original goes on unchanged (but an ``exit`` ends everything)."""
         results = []
         for r in self._run(ctx, [replace(w, halted=False)], actions, flow):
             results.append(
@@ -465,6 +467,7 @@ class OpenFlowBridge:
                     ends=r.ends,
                     unknown=r.unknown,
                     error=r.error,
+                    halted=r.halted,
                 )
             )
         return results

@@ -91,7 +91,7 @@ class ConcreteBridge:
         state = _State(dict(packet), result, table=0)
         try:
             with contextlib.suppress(_Stop):
-                self._goto(state, 0, None)
+                self._goto(state, 0, None, first=True)
         except _Abort as exc:
             result.error = str(exc)
             result.emissions.clear()
@@ -109,7 +109,7 @@ class ConcreteBridge:
                 best = f
         return best
 
-    def _goto(self, st: _State, table: int, lookup_port: int | None) -> None:
+    def _goto(self, st: _State, table: int, lookup_port: int | None, *, first: bool = False) -> None:
         if st.depth >= MAX_DEPTH:
             raise _Abort(f"over max translation depth {MAX_DEPTH}")
         if st.resubmits >= MAX_RESUBMITS:
@@ -128,8 +128,10 @@ class ConcreteBridge:
             st.result.unknown.extend(f"{flow.provenance}: {u}" for u in flow.unsupported)
             raise _Stop
         saved_table, saved_depth = st.table, st.depth
-        st.depth += 1 if table <= st.table else 0
-        st.resubmits += 1
+        # The pipeline's first lookup is not a resubmit (xlate_actions looks table 0 up itself).
+        if not first:
+            st.depth += 1 if table <= st.table else 0
+            st.resubmits += 1
         st.table = table
         try:
             self._actions(st, flow.actions, flow)
@@ -201,12 +203,11 @@ class ConcreteBridge:
             with contextlib.suppress(_Stop):
                 self._actions(st, a.actions, flow)
             st.pkt = saved
-            st.exited = False
         elif isinstance(a, ir.Exit):
             st.exited = True
         elif isinstance(a, ir.Unsupported):
             st.result.unknown.append(f"{flow.provenance}: action not modelled: {a.text}")
-            raise _Stop
+            st.exited = True
         else:
             raise TypeError(f"unhandled action {a!r}")
 
@@ -235,7 +236,7 @@ class ConcreteBridge:
 
     def _flood(self, st: _State, *, skip_no_flood: bool) -> None:
         for number, p in sorted(self.ports.items()):
-            if number == st.pkt["in_port"] or (skip_no_flood and p.no_flood):
+            if number == st.pkt["in_port"] or (skip_no_flood and p.no_flood) or "NO_FWD" in p.config:
                 continue
             self._emit(st, number)
 
@@ -262,7 +263,10 @@ class ConcreteBridge:
                 for r in port.readings:
                     if not r.includes(vlan):
                         continue
-                    out_tci = (0x1000 | (tci & 0xE000) | vlan) if r.tagged_on_output(vlan) else 0
+                    pcp = tci & 0xE000 if tci & 0x1000 else 0
+                    out_tci = (pcp | vlan) if r.tagged_on_output(vlan) else 0
+                    if out_tci:
+                        out_tci |= 0x1000
                     if (number, out_tci) in emitted:
                         continue
                     emitted.add((number, out_tci))

@@ -27,23 +27,37 @@ class Reading:
     tag: int | None
     trunks: frozenset[int] | None
 
+    @property
+    def native(self) -> bool:
+        return self.mode in ("native-tagged", "native-untagged")
+
     def trunks_vlan(self, vlan: int) -> bool:
+        """Whether the port carries ``vlan`` tagged.
+
+        A native port always carries its native VLAN and never VLAN 0
+        (ofproto-dpif.c bundle_set: "force trunking the native VLAN and
+        prohibit trunking VLAN 0").
+        """
+        if self.mode == "access":
+            return False
+        if self.native:
+            if vlan == 0:
+                return False
+            if vlan == self.tag:
+                return True
         return self.trunks is None or vlan in self.trunks
 
     def accepts_vid(self, vid: int) -> bool:
         """Whether a frame with 802.1Q VID ``vid`` (0: untagged) may enter (input_vid_is_valid)."""
         if self.mode == "access":
             return vid == 0
-        if self.mode in ("native-tagged", "native-untagged") and vid == 0:
+        if self.native and vid == 0:
             return True
         return self.trunks_vlan(vid)
 
     def input_vlan(self, vid: int) -> int:
         """The VLAN a frame with VID ``vid`` belongs to once admitted (xvlan_input_translate)."""
-        if self.mode == "access":
-            assert self.tag is not None
-            return self.tag
-        if self.mode in ("native-tagged", "native-untagged") and vid == 0:
+        if self.mode == "access" or (self.native and vid == 0):
             assert self.tag is not None
             return self.tag
         return vid
@@ -55,12 +69,15 @@ class Reading:
         return self.trunks_vlan(vlan)
 
     def tagged_on_output(self, vlan: int) -> bool:
-        """Whether frames of ``vlan`` leave this port with an 802.1Q header (xvlan_output_translate)."""
+        """Whether frames of ``vlan`` leave with an 802.1Q header (xvlan_output_translate).
+
+        Access ports and a native-untagged port's native VLAN send untagged;
+        otherwise the header is VID plus the frame's PCP, and is left out only
+        when both are 0 (a priority-tagged VLAN-0 frame stays priority-tagged).
+        """
         if self.mode == "access":
             return False
-        if self.mode == "native-untagged" and vlan == self.tag:
-            return False
-        return vlan != 0
+        return not (self.mode == "native-untagged" and vlan == self.tag)
 
 
 @dataclass(frozen=True)

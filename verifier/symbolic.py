@@ -127,6 +127,24 @@ def test(v: Value, value: int, mask: int) -> Cond:
     return v.term & mask == value
 
 
+def in_range(v: Value, low: int, high: int, width: int) -> Cond:
+    """``low <= v <= high`` (unsigned)."""
+    if isinstance(v, int):
+        return low <= v <= high
+    if low == 0 and high >= full(width):
+        return True
+    # The smallest and largest values the known bits allow.
+    smallest = v.bits
+    largest = v.bits | (full(width) & ~v.care)
+    if smallest >= low and largest <= high:
+        return True
+    if largest < low or smallest > high:
+        return False
+    if v.term is None:
+        return MAYBE
+    return z3.And(z3.UGE(v.term, low), z3.ULE(v.term, high))
+
+
 def equal(a: Value, b: Value, width: int, mask: int | None = None) -> Cond:
     """``a & mask == b & mask`` for two values."""
     m = full(width) if mask is None else mask

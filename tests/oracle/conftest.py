@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 from collections.abc import Iterator
 
 import pytest
-from support.ovs_sandbox import OvsSandbox
 
 from oracle import topology
+from support.oracle_compare import BridgeInstaller
+from support.ovs_sandbox import OvsSandbox
 
 _scratch_names = (f"br-x{n}" for n in itertools.count())
 
@@ -58,3 +60,30 @@ def scratch(ovs: OvsSandbox) -> Iterator[str]:
         yield bridge.name
     finally:
         ovs.delete_bridge(bridge.name)
+
+
+@pytest.fixture
+def bridge_installer(ovs: OvsSandbox) -> Iterator[BridgeInstaller]:
+    """Installs IR bridges into the session sandbox; every bridge it installed is deleted after the test.
+
+    Within one test (all examples of a Hypothesis test) a bridge wired like
+    the one installed before is reused: only VLAN settings and flows change.
+    Use it with ``support.oracle_compare.compare``/``compare_bridge`` to run
+    the concrete twin and real OVS on the same bridge and packet.
+    """
+    installer = BridgeInstaller(ovs)
+    try:
+        yield installer
+    finally:
+        installer.remove_all()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many generated packets each known twin/OVS divergence filtered out."""
+    module = sys.modules.get("oracle.test_differential")
+    skipped = getattr(module, "SKIPPED", None)
+    if not skipped:
+        return
+    terminalreporter.section("known twin/OVS divergences (filtered, see KNOWN_DIVERGENCES)")
+    for name, count in sorted(skipped.items()):
+        terminalreporter.write_line(f"{name}: {count}")

@@ -13,6 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
+
+from oracle import topology as topo
+from oracle.conftest import require_ovs
 from support.odp import (
     CONTROLLER_PORT,
     WIRE_FIELDS,
@@ -30,9 +33,6 @@ from support.ovs_sandbox import (
     daemon_running,
     split_trace,
 )
-
-from oracle import topology as topo
-from oracle.conftest import require_ovs
 from verifier import ir
 from verifier.header import OFPP_LOCAL, parse_mac, zero_packet
 from verifier.snapshot.flows import parse_dump_flows, port_resolver
@@ -152,10 +152,11 @@ def test_flows_round_trip_through_ovs(ovs: OvsSandbox) -> None:
 @oracle
 def test_load_flows_reports_the_offending_flow(ovs: OvsSandbox, scratch: str) -> None:
     scratch_flows(ovs, scratch, "table=0,priority=1 actions=output:p2")
-    bad = flows("table=0,priority=1 actions=output:p2\ntable=3,priority=1 actions=goto_table:1", topo.SCRATCH_PORTS)
-    with pytest.raises(FlowLoadError, match="OFPBIC_BAD_TABLE_ID") as info:
+    bad_text = "table=3,priority=1 actions=set_field:10.0.0.9->nw_dst,output:p2"  # nw_dst needs an ip match
+    bad = flows(f"table=0,priority=1 actions=output:p2\n{bad_text}", topo.SCRATCH_PORTS)
+    with pytest.raises(FlowLoadError) as info:
         ovs.load_flows(scratch, bad)
-    assert info.value.line is not None and "goto_table:1" in info.value.line
+    assert info.value.line is not None and "nw_dst" in info.value.line
     assert "output:2" in ovs.dump_flows(scratch)  # the bundle was atomic: old flows stay
 
 

@@ -57,6 +57,7 @@ from verifier.header import (
     ETH_TYPE_IP,
     ETH_TYPE_IPV6,
     FIELDS,
+    IPPROTO_ICMP,
     IPPROTO_ICMPV6,
     IPPROTO_SCTP,
     IPPROTO_UDP,
@@ -153,6 +154,10 @@ OVS_BEHAVIOURS: Mapping[str, str] = {
     "missing_table": "resubmit to a table with no flows (or no match): the trace prints 'N. No match.' "
     "and 'drop' for that lookup, then processing continues after the resubmit.",
     "table_miss": "A table-0 miss in a secure bridge drops (Datapath actions: drop, no packet-in).",
+    "miss_packet_in": "While any OpenFlow 1.0-1.2 connection with controller id 0 is open (an ovs-ofctl "
+    "session counts, even one that has just exited and that vswitchd has not reaped yet), a table-0 "
+    "or goto_table miss is a packet-in instead: userspace(...controller(reason=7...)), the implicit "
+    "miss.  A table-miss config of drop (OpenFlow 1.1 table-mod) keeps it a drop.",
     "nonexistent_port": "output:<no such port> prints '>> Nonexistent output port' and outputs nothing; "
     "the remaining actions still run.",
     "in_port_skip": "Output to the packet's input port prints '>> skipping output to input port' and "
@@ -177,6 +182,11 @@ OVS_BEHAVIOURS: Mapping[str, str] = {
     "openflow13_prerequisites": "OpenFlow 1.1+ refuses an action whose prerequisite the match lacks "
     "(dec_ttl/mod_nw_* without ip, strip_vlan without a VLAN match): 'none of the usable flow formats'; "
     "OpenFlow 1.0 + NXM accepts them.",
+    "openflow13_mod_vlan": "Installed under OpenFlow 1.1+, mod_vlan_vid/mod_vlan_pcp in a flow whose match "
+    "does not require a VLAN header is encoded as push_vlan + set_field: a tagged frame gets a second "
+    "tag.  Installed under OpenFlow 1.0 it rewrites the tag in place and pushes one only on an "
+    "untagged frame.  An OpenFlow 1.0 dump-flows prints both as mod_vlan_vid:N, and leaves out a "
+    "push_vlan:0x8100 installed through OpenFlow 1.3 altogether.",
     "openflow10_goto_table": "Installed under OpenFlow 1.0, goto_table:N becomes resubmit(,N); an "
     "OpenFlow 1.0 dump-flows prints an installed goto_table as resubmit(,N) too.",
     "dump_spellings": "-O OpenFlow13 dumps print mod_vlan_vid:N as push_vlan:0x8100,set_field:"
@@ -199,8 +209,12 @@ HARNESS_LIMITS: Mapping[str, str] = {
     "pass takes NAT from the trace's own 'Modified flow'.",
     "fields": "Emission.packet holds only wire fields of verifier.header; metadata (registers, "
     "ct_*, pkt_mark) is not observable in Datapath actions.",
-    "openflow10_fallback": "A flow OpenFlow 1.3 refuses (action prerequisite missing from the match) is "
+    "openflow10_fallback": "A flow OpenFlow 1.3 refuses (action prerequisite missing from the match), and "
+    "every flow holding mod_vlan_vid/mod_vlan_pcp (OVS_BEHAVIOURS['openflow13_mod_vlan']), is "
     "installed with OpenFlow 1.0 + NXM; there a goto_table would be encoded as resubmit(,N).",
+    "table_miss_drop": "Every table's miss is set to drop (ovs-ofctl -O OpenFlow11 mod-table BR all drop), "
+    "as on a node whose controller speaks OpenFlow 1.3; otherwise the ovs-ofctl runs of the harness "
+    "itself would now and then turn a miss into a packet-in (OVS_BEHAVIOURS['miss_packet_in']).",
     "mac_learning": "No fdb/add helper: NORMAL always floods unknown unicast in a trace.",
     "patches": "A patch port whose peer is never added stays unresolved (unresolved_patches) and "
     "forwards nothing; it is not an error.",
@@ -342,9 +356,18 @@ def ovs_normalize(packet: Mapping[str, int]) -> dict[str, int]:
     A neighbour solicitation carries only a source link-layer address
     (``nd_sll`` = ``arp_sha``) and an advertisement only a target one
     (``nd_tll`` = ``arp_tha``); OVS holds the other as 0 and its flow parser
-    refuses it ("prerequisites not met for setting nd_tll").
+    refuses it ("prerequisites not met for setting nd_tll").  OVS parses ICMP
+    only in IPv4 and ICMPv6 only in IPv6 (``icmp_type`` on an IPv6 packet is
+    refused), so the other pairing carries no ``tp_src``/``tp_dst``; and ICMP
+    type and code are one byte each ("value too large for 1-byte field
+    icmp_code"), so they are cut to 8 bits.
     """
     pkt = normalize(packet)
+    icmp = {ETH_TYPE_IP: IPPROTO_ICMP, ETH_TYPE_IPV6: IPPROTO_ICMPV6}
+    if pkt["ip_proto"] in icmp.values() and pkt["eth_type"] in icmp:
+        keep = pkt["ip_proto"] == icmp[pkt["eth_type"]]
+        pkt["tp_src"] = pkt["tp_src"] & 0xFF if keep else 0
+        pkt["tp_dst"] = pkt["tp_dst"] & 0xFF if keep else 0
     if pkt["eth_type"] == ETH_TYPE_IPV6 and pkt["ip_proto"] == IPPROTO_ICMPV6:
         if pkt["tp_src"] == ND_NS:
             pkt["arp_tha"] = 0
@@ -362,6 +385,15 @@ def _drop_zero_nd_fields(flow: str, packet: Mapping[str, int]) -> str:
     return ",".join(part for part in flow.split(",") if not part.startswith(f"{absent}="))
 
 
+def _drop_foreign_icmp_fields(flow: str, packet: Mapping[str, int]) -> str:
+    """Leave out ``icmp_*`` on IPv6 and ``icmpv6_*`` on IPv4: OVS parses neither (see ovs_normalize)."""
+    foreign = {(ETH_TYPE_IPV6, IPPROTO_ICMP): "icmp_", (ETH_TYPE_IP, IPPROTO_ICMPV6): "icmpv6_"}
+    prefix = foreign.get((packet["eth_type"], packet["ip_proto"]))
+    if prefix is None:
+        return flow
+    return ",".join(p for p in flow.split(",") if not p.startswith((f"{prefix}type=", f"{prefix}code=")))
+
+
 def trace_flow_string(packet: Mapping[str, int], in_port_name: str) -> str:
     """``verifier.header.describe`` of a normalized packet, in_port by name, fixed for OVS 3.1.
 
@@ -369,9 +401,11 @@ def trace_flow_string(packet: Mapping[str, int], in_port_name: str) -> str:
     on a UDP or SCTP packet the trace parser rejects them ("prerequisites not
     met for setting tp_src"), so they are respelled ``udp_*``/``sctp_*``.
     ``nd_tll`` on a solicitation and ``nd_sll`` on an advertisement are left
-    out (``packet`` must come from ``ovs_normalize``, which zeroes them).
+    out (``packet`` must come from ``ovs_normalize``, which zeroes them), and
+    so are ICMP type/code on IPv6 and ICMPv6 type/code on IPv4.
     """
     flow = _drop_zero_nd_fields(describe(packet, port_names={packet["in_port"]: in_port_name}), packet)
+    flow = _drop_foreign_icmp_fields(flow, packet)
     l4 = _L4_SPELLING.get(packet["ip_proto"])
     if l4 is not None and packet["eth_type"] in (ETH_TYPE_IP, ETH_TYPE_IPV6):
         flow = re.sub(r"(^|,)tp_(src|dst)=", rf"\1{l4}_\2=", flow)
@@ -529,6 +563,13 @@ class OvsSandbox:
         return self.dir is not None and all(_alive(pid) for pid in self.pids.values())
 
     @property
+    def environment(self) -> dict[str, str]:
+        """The environment that points OVS tools at this sandbox, for a process a test starts itself."""
+        if self.dir is None:
+            raise SandboxError("sandbox not started")
+        return dict(self._env)
+
+    @property
     def _path(self) -> Path:
         if self.dir is None:
             raise SandboxError("sandbox not started")
@@ -591,7 +632,9 @@ class OvsSandbox:
         column.  ``OFPort`` entries with no OVSDB port become plain dummy
         ports.  Then OFPort.config flags are applied with ``mod-port``
         (NO_FLOOD on LOCAL unless the IR has a LOCAL OFPort, see
-        LOCAL_NO_FLOOD_DEFAULT), and ``tnl_push_pop`` is switched off.
+        LOCAL_NO_FLOOD_DEFAULT), every table's miss is set to drop
+        (``HARNESS_LIMITS["table_miss_drop"]``) and ``tnl_push_pop`` is
+        switched off.
         """
         if bridge.datapath_type not in (None, "", "system"):
             self.notes.append(f"{bridge.name}: datapath_type {bridge.datapath_type!r} ignored (dummy system)")
@@ -601,6 +644,7 @@ class OvsSandbox:
         for port in _all_interfaces(bridge):
             self._remember_tunnel(port)
         self._apply_port_config(bridge)
+        self.ofctl("-O", "OpenFlow11", "mod-table", bridge.name, "all", "drop")
         self.appctl("dpif/set-dp-features", bridge.name, "tnl_push_pop", "false")
 
     def _check_interfaces(self, bridge: ir.Bridge, requested: Mapping[str, int]) -> dict[str, int]:
@@ -656,8 +700,8 @@ class OvsSandbox:
         if local is None:
             configs[bridge.name] = ("NO_FLOOD",) if self.local_no_flood else ()
         else:
+            configs.pop(local.name, None)  # LOCAL may carry another name in the IR
             configs[bridge.name] = local.config
-            configs.pop(local.name, None)
         for port, config in configs.items():
             for flag in config:
                 if flag in OFPORT_CONFIG_MOD_PORT:
@@ -694,32 +738,58 @@ class OvsSandbox:
     def load_flows(self, bridge_name: str, flows: Iterable[ir.Flow]) -> None:
         """Replace all flows of a bridge with ``flows`` (``format_flow(style="add")`` text).
 
-        First choice: one atomic ``ovs-ofctl -O OpenFlow13 --bundle
-        replace-flows`` (OpenFlow 1.3 is needed for ``goto_table``; Nicira
-        extensions such as ``learn``, ``resubmit``, NXM ``load``/``move`` work
-        under it too).  OpenFlow 1.1+ refuses an action whose prerequisite the
-        match lacks (``dec_ttl`` or ``mod_nw_dst`` without ``ip``,
-        ``strip_vlan`` without a VLAN match: "none of the usable flow formats
-        ... is among the allowed flow formats"), which OpenFlow 1.0 + NXM
-        accepts.  Then the table is cleared and the flows are added in halves
-        under OpenFlow 1.3, each flow that still fails alone going in under
-        OpenFlow 1.0 (``HARNESS_LIMITS["openflow10_fallback"]``; each is listed in ``notes``).
+        Each flow goes in under the OpenFlow version that keeps its meaning:
+
+        * OpenFlow 1.3 by default, in one atomic ``ovs-ofctl -O OpenFlow13
+          --bundle replace-flows`` (OpenFlow 1.3 is needed for ``goto_table``;
+          Nicira extensions such as ``learn``, ``resubmit``, NXM ``load``/``move``
+          work under it too);
+        * OpenFlow 1.0 + NXM for a flow holding ``mod_vlan_vid``/``mod_vlan_pcp``:
+          OpenFlow 1.3 encodes them as ``push_vlan`` + ``set_field`` whenever
+          the match does not require a VLAN header, so a tagged frame would get
+          a second tag (``OVS_BEHAVIOURS["openflow13_mod_vlan"]``), while the IR
+          (``ir.SetVlanVid``) means "rewrite the tag, push one if there is none";
+        * OpenFlow 1.0 + NXM for a flow OpenFlow 1.3 refuses because an action's
+          prerequisite is missing from the match (``dec_ttl`` or ``mod_nw_dst``
+          without ``ip``, ``strip_vlan`` without a VLAN match: "none of the usable
+          flow formats"), which OpenFlow 1.0 + NXM accepts.  Such flows are
+          recognised from the IR; one that is missed makes the bundle fail,
+          and then the OpenFlow 1.3 flows are added in halves, each flow that
+          still fails alone going in under OpenFlow 1.0.
+
+        Every flow installed under OpenFlow 1.0 is listed in ``notes``
+        (``HARNESS_LIMITS["openflow10_fallback"]``); one that OpenFlow 1.0
+        refuses too (``push_vlan`` with ``mod_vlan_vid``) goes in under
+        OpenFlow 1.3 with a note.  Only the OpenFlow 1.3 bundle is atomic: when
+        an OpenFlow 1.0 flow is refused for another reason, the error is raised
+        with the OpenFlow 1.3 flows already in place.
         """
-        lines = [format_flow(f, style="add") for f in flows]
+        modern: list[str] = []
+        legacy: list[str] = []
+        for f in flows:
+            (legacy if _prefers_openflow10(f) else modern).append(format_flow(f, style="add"))
         try:
-            self._ofctl_flows(("-O", "OpenFlow13", "--bundle"), "replace-flows", bridge_name, lines)
+            self._ofctl_flows(("-O", "OpenFlow13", "--bundle"), "replace-flows", bridge_name, modern)
         except FlowLoadError as exc:
             if not exc.protocol_mismatch:
                 raise
             self.delete_flows(bridge_name)
-            self._add_in_halves(bridge_name, lines)
+            self._add_in_halves(bridge_name, modern)
+        self._add_legacy(bridge_name, legacy)
 
     def add_flow_text(self, bridge_name: str, text: str) -> None:
-        """Add flows given as ``ovs-ofctl add-flows`` text (one per line), keeping the others."""
+        """Add flows given as ``ovs-ofctl add-flows`` text (one per line), keeping the others.
+
+        As in ``load_flows``, a flow whose actions hold ``mod_vlan_vid`` or
+        ``mod_vlan_pcp`` goes in under OpenFlow 1.0 + NXM, the others under
+        OpenFlow 1.3 when it accepts them.
+        """
         lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-        self._add_in_halves(bridge_name, lines)
+        self._add_in_halves(bridge_name, [line for line in lines if not _MOD_VLAN.search(line)])
+        self._add_legacy(bridge_name, [line for line in lines if _MOD_VLAN.search(line)])
 
     def _add_in_halves(self, bridge_name: str, lines: list[str]) -> None:
+        """OpenFlow 1.3 first; a single flow it refuses goes in under OpenFlow 1.0 + NXM."""
         if not lines:
             return
         try:
@@ -735,6 +805,25 @@ class OvsSandbox:
         middle = len(lines) // 2
         self._add_in_halves(bridge_name, lines[:middle])
         self._add_in_halves(bridge_name, lines[middle:])
+
+    def _add_legacy(self, bridge_name: str, lines: list[str]) -> None:
+        """OpenFlow 1.0 + NXM first; a single flow it refuses goes in under OpenFlow 1.3."""
+        if not lines:
+            return
+        try:
+            self._ofctl_flows((), "add-flows", bridge_name, lines)
+            self.notes.extend(f"{bridge_name}: loaded with OpenFlow 1.0 + NXM: {line}" for line in lines)
+            return
+        except FlowLoadError as exc:
+            if not exc.protocol_mismatch:
+                raise
+        if len(lines) == 1:
+            self._ofctl_flows(("-O", "OpenFlow13"), "add-flows", bridge_name, lines)
+            self.notes.append(f"{bridge_name}: OpenFlow 1.0 refused it, loaded with OpenFlow 1.3: {lines[0]}")
+            return
+        middle = len(lines) // 2
+        self._add_legacy(bridge_name, lines[:middle])
+        self._add_legacy(bridge_name, lines[middle:])
 
     def _ofctl_flows(self, options: Sequence[str], command: str, bridge_name: str, lines: list[str]) -> None:
         argv = ["ovs-ofctl", *options, command, bridge_name, "-"]
@@ -896,6 +985,40 @@ def _tunnel_matches(t: _TunnelPort, emission: Emission, *, exact: bool) -> bool:
     if t.local_ip not in (None, "flow") and tunnel.src and t.local_ip != tunnel.src_ip:
         return False
     return t.out_key in (None, "flow") or int(t.out_key, 0) == tunnel.tun_id
+
+
+_MOD_VLAN = re.compile(r"actions=.*\bmod_vlan_(vid|pcp):")
+
+
+def _prefers_openflow10(flow: ir.Flow) -> bool:
+    """Whether a flow must (mod_vlan_*) or will have to (OpenFlow 1.3 refuses it) go in under OpenFlow 1.0.
+
+    OpenFlow 1.3 refusals are predicted as ovs-ofctl checks action
+    prerequisites: ``strip_vlan`` needs a VLAN header (from the match or a
+    ``push_vlan`` before it), ``dec_ttl`` an IP match, ``mod_nw_*``/``mod_tp_*``
+    (``SetField`` with ``only_eth_types``) a match on one of those types.
+    A missed refusal costs only time (``load_flows`` falls back); a flow sent
+    to OpenFlow 1.0 that OpenFlow 1.3 would have taken differs only in that a
+    ``goto_table`` in it becomes ``resubmit(,N)``.
+    """
+    eth_type = flow.match_value("eth_type")
+    eth = eth_type.value if eth_type is not None and eth_type.exact else None
+    vlan = flow.match_value("vlan_tci")
+    tagged = vlan is not None and bool(vlan.mask & vlan.value & 0x1000)
+    for a in ir.iter_actions(flow.actions):
+        if isinstance(a, ir.PushVlan):
+            tagged = True
+            continue
+        if isinstance(a, ir.PopVlan):
+            if not tagged:
+                return True
+            tagged = False
+            continue
+        needs_ip = isinstance(a, ir.DecTtl) and eth not in (ETH_TYPE_IP, ETH_TYPE_IPV6)
+        needs_type = isinstance(a, ir.SetField) and a.only_eth_types is not None and eth not in a.only_eth_types
+        if isinstance(a, (ir.SetVlanVid, ir.SetVlanPcp)) or needs_ip or needs_type:
+            return True
+    return False
 
 
 def _offending_line(message: str, lines: Sequence[str]) -> str | None:

@@ -158,15 +158,21 @@ def action_lists(
     later = [t for t in TABLES if t > table]
     n = draw(st.integers(0, 4))
     out: list[ir.Action] = []
+    # OVS refuses strip_vlan (OpenFlow 1.0) and push_vlan (1.1+) in one flow whose match has no VLAN.
+    vlan_style: str | None = None
     for _ in range(n):
-        choices = ["output", "normal", "set_reg", "mod_vlan", "strip", "mod_dl_dst", "in_port", "drop", "load_out"]
+        choices = ["output", "normal", "set_reg", "mod_vlan", "mod_dl_dst", "in_port", "drop", "load_out"]
+        if vlan_style != "push":
+            choices.append("strip")
         if later:
             choices += ["resubmit", "resubmit"]
         if eth == ETH_TYPE_IP:
             choices += ["mod_nw_dst", "dec_ttl"]
-        if not tagged:
+        if not tagged and vlan_style != "strip":
             choices.append("push")
         kind = draw(st.sampled_from(choices))
+        if kind in ("strip", "push"):
+            vlan_style = kind
         if kind == "output":
             out.append(ir.Output(draw(st.sampled_from(in_ports))))
         elif kind == "normal":

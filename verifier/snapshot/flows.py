@@ -327,7 +327,8 @@ def _nested(items: list[dict[str, Any]], resolve_port: PortResolver) -> tuple[Ac
     out: list[Action] = []
     for item in items:
         for key, value in item.items():
-            out.append(_action(key, value, f"{key}:{value}", resolve_port))
+            # Nested actions have no source text of their own: the writer spells them canonically.
+            out.append(_action(key, value, "", resolve_port))
     return tuple(out)
 
 
@@ -350,7 +351,7 @@ def _action(key: str, value: Any, raw: str, resolve_port: PortResolver) -> Actio
     try:
         return _action_inner(key.lower(), value, raw, resolve_port)
     except _Unsupported:
-        return Unsupported(raw)
+        return Unsupported(raw or key)
 
 
 def _action_inner(key: str, value: Any, raw: str, resolve_port: PortResolver) -> Action:
