@@ -12,9 +12,9 @@ Overlapping tenant CIDRs are normal: isolation comes from VLANs and tunnel
 keys, never from addresses.
 
 Without neutron.json the dataplane alone is checked: each access port's
-segment is the set of tunnel keys its frames leave its host with (or its host
-and local VLAN when they never leave), and a frame from one segment must not
-reach a port of a disjoint segment.
+segment is the set of tunnel keys its frames leave its host with before
+anything is learned (or its host and local VLAN when they never leave), and a
+frame from one segment must not reach a port of a disjoint segment.
 
 How it is decided: the abstract graph (engine.AbstractGraph) gives, for every
 source, a superset of the ports it may reach; if no foreign port is in it, the
@@ -356,8 +356,9 @@ def _verdict(
     if len(groups) < 2:
         summary = f"only one {what[:-1]} has VM ports ({', '.join(sorted(groups))}): no pair to isolate"
         return Verdict(PROPERTY, "vacuous", summary, **common)  # type: ignore[arg-type]
+    ports = "VM port(s)" if by_neutron else "access port(s)"
     summary = (
-        f"isolation holds: no packet any of {len(sources)} VM port(s) can emit reaches a port of another "
+        f"isolation holds: no packet any of {len(sources)} {ports} can emit reaches a port of another "
         f"{what[:-1]}'s networks ({len(groups)} {what})"
     )
     return Verdict(PROPERTY, "holds", summary, **common)  # type: ignore[arg-type]
