@@ -22,7 +22,7 @@ def _id(*parts: object) -> str:
 
 
 def _mac(n: int) -> str:
-    return "fa:16:3e:%02x:%02x:%02x" % ((n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)
+    return f"fa:16:3e:{(n >> 16) & 0xFF:02x}:{(n >> 8) & 0xFF:02x}:{n & 0xFF:02x}"
 
 
 def region(hosts: int, vms_per_compute: int = 25, seed: int = 1) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from verifier import linux as lx
 from verifier import symbolic as sy
 from verifier.device import Step
-from verifier.header import CT_STATE_BITS, ETH_TYPE_IP, IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP
+from verifier.header import CT_STATE_BITS, IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP
 from verifier.packet import Context, PacketState
 
 MAX_CHAIN_DEPTH = 64
@@ -75,7 +75,10 @@ class Netfilter:
         self.host = host
         self.device = device
         self.nf = nf
-        self.ipsets = {name: tuple(ipaddress.ip_network(m, strict=False) for m in members) for name, members in (ipsets or {}).items()}
+        self.ipsets = {
+            name: tuple(ipaddress.ip_network(m, strict=False) for m in members)
+            for name, members in (ipsets or {}).items()
+        }
 
     def run(self, ctx: Context, pkt: PacketState, table: str, chain: str, hook: Hook) -> list[Outcome]:
         """Walk the built-in ``chain`` of ``table``; a missing table or chain accepts."""
@@ -115,8 +118,9 @@ class Netfilter:
                 if cond is False:
                     nxt.append(cur)
                     continue
-                if rule.unsupported:
-                    why = f"{rule.provenance}: iptables rule not modelled ({'; '.join(rule.unsupported)})"
+                unknown = self._unsupported(rule)
+                if unknown:
+                    why = f"{rule.provenance}: iptables rule not modelled ({'; '.join(unknown)})"
                     finished.append(Outcome(cur.pkt, None, cur.steps, unknown=(why,)))
                     nxt.append(cur)
                     continue
@@ -162,6 +166,15 @@ class Netfilter:
         why = f"{rule.provenance}: iptables target not modelled ({t.text})"
         return [Outcome(w.pkt, None, w.steps, unknown=(why,))], [], []
 
+    def _unsupported(self, rule: lx.Rule) -> tuple[str, ...]:
+        """What the models cannot decide about a rule: unknown matches or targets, ipsets without members."""
+        missing = tuple(
+            f"ipset {m.name} (its members are not known)"
+            for m in rule.matches
+            if isinstance(m, lx.MatchSet) and m.name not in self.ipsets
+        )
+        return rule.unsupported + missing
+
     # ------------------------------------------------------------ matches
 
     def match(self, pkt: PacketState, rule: lx.Rule, hook: Hook) -> sy.Cond:
@@ -206,10 +219,9 @@ class Netfilter:
         elif isinstance(m, lx.MatchMark):
             value = f["ct_mark" if m.connection else "pkt_mark"]
             c = sy.test(value, m.value & m.mask, m.mask)
-        elif isinstance(m, lx.MatchComment):
-            return True
         else:
-            return sy.MAYBE if not pkt.pc and not _precise(pkt) else True  # unsupported: decided by the caller
+            # Comments never matter; unsupported matches are dealt with by the caller.
+            return True
         if m.negated:
             return sy.not_(c)
         return c
@@ -222,24 +234,10 @@ class Netfilter:
         return sy.and_(l4, sy.or_(*hits))
 
     def _set(self, pkt: PacketState, m: lx.MatchSet) -> sy.Cond:
-        members = self.ipsets.get(m.name)
-        if members is None:
-            return sy.MAYBE if not _precise(pkt) else _unknown_set()
+        members = self.ipsets.get(m.name, ())
         field = "ip_src" if m.flags[0] == "src" else "ip_dst"
         value = pkt.fields[field]
         return sy.or_(*(sy.test(value, int(n.network_address), int(n.netmask)) for n in members if n.version == 4))
-
-
-def _precise(pkt: PacketState) -> bool:
-    return any(isinstance(v, sy.Sym) and v.term is not None for v in pkt.fields.values())
-
-
-def _unknown_set() -> sy.Cond:
-    raise _MissingSet
-
-
-class _MissingSet(Exception):
-    pass
 
 
 def _iface_matches(pattern: str, name: str) -> bool:
@@ -310,6 +308,3 @@ def _connmark(pkt: PacketState, t: lx.ConnMark) -> PacketState:
 
 def _rule_text(table: str, rule: lx.Rule) -> str:
     return f"{table} {rule.chain}: {rule.provenance.text or rule.provenance}"
-
-
-ETH_IP = ETH_TYPE_IP

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from models.learning import LearnedTemplate
+from models.linux_wiring import wire_linux
 from models.openflow import OpenFlowBridge
 from models.symmetry import port_classes, reads_tunnel_addresses
 from models.templates import discover_templates
@@ -22,7 +23,8 @@ from models.tunnel import TunnelPort, specificity, tunnel_port
 from verifier import ir
 from verifier import symbolic as sy
 from verifier.device import Branch, Device
-from verifier.header import FIELD_NAMES, FIELDS
+from verifier.header import FIELD_NAMES, FIELDS, PATH_EXTERNAL
+from verifier.neutron.model import Neutron
 from verifier.packet import Context, PacketState
 from verifier.topology import (
     Arrival,
@@ -42,7 +44,7 @@ def _ip(text: str) -> int:
 
 
 # Fields a patch port or a tunnel clears (patch_port_output, tunnel receive).
-_METADATA = tuple(n for n in FIELD_NAMES if not FIELDS[n].wire and n != "in_port")
+_METADATA = tuple(n for n in FIELD_NAMES if not FIELDS[n].wire and not FIELDS[n].bookkeeping and n != "in_port")
 
 
 class UnmodelledBridge:
@@ -80,10 +82,18 @@ class TaintedBridge:
 
 
 @dataclass(frozen=True)
-class _Patch:
+class Wire:
+    """A point-to-point link into another device (a patch pair, a veth, an OVS internal port in a namespace).
+
+    Crossing it clears OVS pipeline metadata; ``external`` marks the packet as
+    having been on an external network (models.linux_wiring sets it on links
+    out of a router's gateway interface and in from a provider uplink).
+    """
+
     location: Location
     port: int
     name: str
+    external: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,11 +130,23 @@ class OvsNetwork:
         extra_addresses: Mapping[str, set[str]] | None = None,
         symmetry: bool = True,
         learning: bool = True,
+        neutron: Neutron | None = None,
+        linux: bool = True,
+        enforce_firewall: bool = True,
+        ipsets: Mapping[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.dataplane = dataplane
-        self.options = {"classify": classify, "missing_flows": missing_flows, "extra_addresses": extra_addresses}
+        self.options = {
+            "classify": classify,
+            "missing_flows": missing_flows,
+            "extra_addresses": extra_addresses,
+            "neutron": neutron,
+            "linux": linux,
+            "enforce_firewall": enforce_firewall,
+            "ipsets": ipsets,
+        }
         self.devices: dict[Location, Device] = {}
-        self.links: dict[tuple[Location, int], _Patch | TunnelPort | Endpoint | _Dead] = {}
+        self.links: dict[tuple[Location, int], Wire | TunnelPort | Endpoint | _Dead] = {}
         self.endpoints: dict[str, Endpoint] = {}
         self.tunnels: list[TunnelPort] = []
         self.templates: dict[Location, tuple[LearnedTemplate, ...]] = {}
@@ -161,6 +183,15 @@ class OvsNetwork:
                     else:
                         self.devices[loc] = model
                 self._wire(host, bridge, classify)
+            if linux and (host.namespaces or host.linux_bridges or host.links):
+                wire_linux(
+                    self,
+                    host,
+                    neutron=neutron,
+                    classify=classify,
+                    ipsets=dict(ipsets or {}),
+                    enforce_firewall=enforce_firewall,
+                )
         self.receivers: dict[tuple[str, str], list[TunnelPort]] = {}
         for t in self.tunnels:
             if t.local_ip and t.local_ip != "flow":
@@ -180,7 +211,8 @@ class OvsNetwork:
                 if target is None:
                     self.links[key] = _Dead(f"patch port {of_port.name} on {host.name} has no peer {peer!r}")
                 else:
-                    self.links[key] = _Patch(*target)
+                    target_loc, target_port, target_name = target
+                    self.links[key] = Wire(target_loc, target_port, f"patch {target_name}")
                 continue
             tunnel = tunnel_port(host.name, bridge.name, of_port.number, iface) if iface is not None else None
             if tunnel is not None:
@@ -231,10 +263,12 @@ class OvsNetwork:
             return [Terminal(Delivered(link), pkt)]
         if isinstance(link, _Dead):
             return [Terminal(Dropped(link.reason), pkt)]
-        if isinstance(link, _Patch):
-            cleared = {name: 0 for name in _METADATA}
+        if isinstance(link, Wire):
+            cleared: dict[str, sy.Value] = {name: 0 for name in _METADATA}
             cleared["in_port"] = link.port
-            return [Enter(link.location, link.port, pkt.with_fields(cleared), via=f"patch {link.name}")]
+            if link.external:
+                cleared["path_flags"] = sy.set_bits(pkt.fields["path_flags"], PATH_EXTERNAL, PATH_EXTERNAL, 8)
+            return [Enter(link.location, link.port, pkt.with_fields(cleared), via=link.name)]
         return self._tunnel(ctx, link, pkt)
 
     def _tunnel(self, ctx: Context, t: TunnelPort, pkt: PacketState) -> list[Arrival]:
@@ -317,6 +351,10 @@ class OvsNetwork:
     def without_learning(self) -> OvsNetwork:
         """The same network with empty learned tables (what frames do before anything is learned)."""
         return OvsNetwork(self.dataplane, learning=False, **self.options)  # type: ignore[arg-type]
+
+    def variant(self, **changes: object) -> OvsNetwork:
+        """The same network built with some options changed (``linux``, ``enforce_firewall``...)."""
+        return OvsNetwork(self.dataplane, **{**self.options, **changes})  # type: ignore[arg-type]
 
     def endpoint_at(self, location: Location, port: int) -> Endpoint | None:
         link = self.links.get((location, port))

@@ -203,7 +203,9 @@ class OpenFlowBridge:
                 out.append((miss, None, tuple(f for _, f in excluded)))
         return out
 
-    def _goto(self, ctx: Context, w: _World, table: int, lookup_port: int | None, *, first: bool = False) -> list[_World]:
+    def _goto(
+        self, ctx: Context, w: _World, table: int, lookup_port: int | None, *, first: bool = False
+    ) -> list[_World]:
         """Look ``table`` up and run the hit's actions (resubmit and goto_table alike).
 
         As in xlate_table_action(), going to the same or an earlier table deepens

@@ -93,6 +93,8 @@ class Field:
     ``kind`` is one of ``int``, ``hex``, ``mac``, ``ipv4``, ``ipv6`` or ``port``.
     ``wire`` is False for pipeline metadata (registers, tunnel metadata,
     conntrack state, input port), which a sender cannot choose.
+    ``bookkeeping`` fields are the verifier's own notes about a path (never in
+    a real packet, never printed in a trace, kept across every link).
     """
 
     name: str
@@ -101,6 +103,7 @@ class Field:
     ovs: str
     wire: bool = True
     prereq: Prerequisite | None = None
+    bookkeeping: bool = False
 
     @property
     def max(self) -> int:
@@ -175,7 +178,12 @@ _FIELDS: tuple[Field, ...] = (
     Field("ct_zone", 16, "int", "ct_zone", wire=False),
     Field("ct_mark", 32, "hex", "ct_mark", wire=False),
     Field("pkt_mark", 32, "hex", "pkt_mark", wire=False),
+    Field("path_flags", 8, "hex", "path_flags", wire=False, bookkeeping=True),
 )
+
+# path_flags bits.
+PATH_EXTERNAL = 0x01
+"""The packet has been on an external (router:external) network: what it reaches now is public."""
 
 FIELDS: Mapping[str, Field] = {f.name: f for f in _FIELDS}
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in _FIELDS)
@@ -244,6 +252,8 @@ def describe(packet: Mapping[str, int], *, port_names: Mapping[int, str] | None 
     parts: list[str] = []
     for f in _FIELDS:
         value = pkt[f.name]
+        if f.bookkeeping:
+            continue
         if f.name == "in_port":
             name = (port_names or {}).get(value)
             parts.append(f"in_port={_quote(name) if name else value}")

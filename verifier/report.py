@@ -74,7 +74,7 @@ def packet_json(packet: dict[str, int]) -> dict[str, str]:
     out = {}
     for name, value in pkt.items():
         f = FIELDS[name]
-        if (not f.wire and value == 0) or (f.prereq is not None and not f.prereq.holds(pkt)):
+        if f.bookkeeping or (not f.wire and value == 0) or (f.prereq is not None and not f.prereq.holds(pkt)):
             continue
         out[name] = f.format(value)
     return out
