@@ -67,6 +67,7 @@ class NamespaceDevice:
         self.numbers = {name: n for n, name in self.ports.items()}
         self.macs = {link.name: parse_mac(link.mac) for link in links if link.mac}
         self.table = RouteTable(ns.routes or (), ns.addresses)
+        self.ipsets = dict(ipsets or {})
         self.nf = Netfilter(host, ns.name, ns.netfilter, ipsets) if ns.netfilter is not None else None
         self.neighbor = neighbor or (lambda iface, ip: None)
         self.global_v6 = any(
@@ -328,19 +329,22 @@ class NamespaceDevice:
         mac = self.macs.get(iface)
         if mac is not None:
             fields["eth_src"] = mac
+        choices: tuple[tuple[str, sy.Value], ...] = ()
         if not keep_dst_mac:
-            target = gateway
-            nxt: sy.Value
-            if target is not None:
-                known = self.neighbor(iface, target)
-                nxt = known if known is not None else ctx.fresh("neighbor_mac", 48)
+            dst = flow.pkt.fields["ip_dst"]
+            target = (
+                gateway if gateway is not None else (str(ipaddress.IPv4Address(dst)) if isinstance(dst, int) else None)
+            )
+            known = self.neighbor(iface, target) if target is not None else None
+            if known is not None:
+                fields["eth_dst"] = known
             else:
-                dst = flow.pkt.fields["ip_dst"]
-                known = self.neighbor(iface, str(ipaddress.IPv4Address(dst))) if isinstance(dst, int) else None
-                nxt = known if known is not None else ctx.fresh("neighbor_mac", 48)
-            fields["eth_dst"] = nxt
+                unknown = ctx.fresh("neighbor_mac", 48)
+                fields["eth_dst"] = unknown
+                choices = (("neighbor_mac", unknown),)
         pkt = flow.pkt.with_fields(fields)
-        steps = (*flow.steps, self._step(f"out of {iface}"))
+        out_step = Step(self.host, self.name, None, "note", note=f"out of {iface}", choices=choices)
+        steps = (*flow.steps, out_step)
         return Branch(pkt, (Emission(number, pkt, steps),), steps, (), ())
 
     def _deliver(self, flow: _Flow, note: str) -> Branch:

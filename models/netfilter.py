@@ -75,6 +75,7 @@ class Netfilter:
         self.host = host
         self.device = device
         self.nf = nf
+        self.ipsets_text = dict(ipsets or {})
         self.ipsets = {
             name: tuple(ipaddress.ip_network(m, strict=False) for m in members)
             for name, members in (ipsets or {}).items()

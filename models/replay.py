@@ -11,13 +11,18 @@ symbolic path says.  A mismatch is a bug in one of the two models:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import ipaddress
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import z3
 
+from models.firewall import QVB, TAP, HybridFirewall
 from models.learning import LearnedTemplate
-from models.network import OvsNetwork
+from models.linux_concrete import ConcreteFirewall, ConcreteNamespace, ConcreteNetfilter
+from models.namespace import LOCAL, NamespaceDevice
+from models.network import OvsNetwork, TaintedBridge
+from models.openflow import OpenFlowBridge
 from models.openflow_concrete import ConcreteBridge, CResult, CStep
 from verifier import ir
 from verifier import symbolic as sy
@@ -95,7 +100,7 @@ def replay(net: OvsNetwork, start: Location, path: Path, concrete: Concrete, tit
     ct_states = _ct_states(path, concrete.model)
     packet = dict(concrete.packet)
     loc = start
-    start_names = {p.number: p.name for p in _bridge(net, start).of_ports}
+    start_names = _twin(net, start, path, 0, concrete.model, learned, ct_states).names
     hops: list[TraceHop] = []
     setup = [
         f"ovs-ofctl add-flow {loc_.device} '{format_flow(f, style='add')}'   # on {loc_.host}"
@@ -110,13 +115,10 @@ def replay(net: OvsNetwork, start: Location, path: Path, concrete: Concrete, tit
     for i, hop in enumerate(path.hops):
         if hop.location != loc:
             raise Disagreement(f"hop {i}: expected {hop.location}, the packet is at {loc}")
-        bridge = _bridge(net, loc)
-        states = ct_states.get((i, loc), [])
-        result = ConcreteBridge(bridge, learned.get(loc, ()), states).run(packet)
-        names = {p.number: p.name for p in bridge.of_ports}
-        trace = f"ovs-appctl ofproto/trace --names {loc.device} '{describe(packet, port_names=names)}'"
-        if states:
-            trace += "".join(f" --ct-next '{_ct_text(s)}'" for s in states)
+        twin = _twin(net, loc, path, i, concrete.model, learned, ct_states)
+        result = twin.run(packet)
+        names = twin.names
+        trace = twin.replay(packet)
         last = i == len(path.hops) - 1
         if hop.out_port is None:
             _check_steps(i, hop, result.steps)
@@ -144,6 +146,72 @@ def replay(net: OvsNetwork, start: Location, path: Path, concrete: Concrete, tit
         else:
             raise Disagreement(f"hop {i} at {loc}: no concrete copy on port {hop.out_port} continues the path")
     raise Disagreement("the path has no hops")
+
+
+@dataclass
+class _Twin:
+    """A concrete device, its port names and how to replay a packet on the real system."""
+
+    run: Callable[[dict[str, int]], CResult]
+    names: dict[int, str]
+    replay: Callable[[Mapping[str, int]], str]
+
+
+def _twin(
+    net: OvsNetwork,
+    loc: Location,
+    path: Path,
+    index: int,
+    model: z3.ModelRef,
+    learned: dict[Location, list[ir.Flow]],
+    ct_states: dict[tuple[int, Location], list[int]],
+) -> _Twin:
+    device = net.device(loc)
+    if isinstance(device, TaintedBridge):
+        device = device.inner
+    if isinstance(device, OpenFlowBridge):
+        bridge = _bridge(net, loc)
+        states = ct_states.get((index, loc), [])
+        names = {p.number: p.name for p in bridge.of_ports}
+
+        def trace(packet: Mapping[str, int]) -> str:
+            text = f"ovs-appctl ofproto/trace --names {loc.device} '{describe(packet, port_names=names)}'"
+            return text + "".join(f" --ct-next '{_ct_text(s)}'" for s in states)
+
+        return _Twin(ConcreteBridge(bridge, learned.get(loc, ()), states).run, names, trace)
+    if isinstance(device, NamespaceDevice):
+        macs = _choices(path, index, model, "neighbor_mac")
+        ns_twin = ConcreteNamespace(
+            device.ns, ipsets=device.ipsets, neighbor=device.neighbor, unknown_mac=macs[0] if macs else 0
+        )
+        names = {**device.ports, LOCAL: "(local stack)"}
+
+        def ns_trace(packet: Mapping[str, int]) -> str:
+            iface = device.ports.get(packet["in_port"], "?")
+            src, dst = (str(ipaddress.IPv4Address(packet[f])) for f in ("ip_src", "ip_dst"))
+            return f"ip netns exec {loc.device} ip route get {dst} from {src} iif {iface}"
+
+        return _Twin(ns_twin.run, names, ns_trace)
+    if isinstance(device, HybridFirewall):
+        nf = ConcreteNetfilter(device.nf.nf, device.nf.ipsets_text) if device.nf is not None else None
+        fw = ConcreteFirewall(device.name, device.tap, device.qvb, nf, enforce=device.enforce)
+        names = {TAP: device.tap, QVB: device.qvb}
+
+        def fw_trace(packet: Mapping[str, int]) -> str:
+            port = device.tap[3:]
+            return f"iptables -S neutron-openvswi-o{port[:10]}; iptables -S neutron-openvswi-i{port[:10]}"
+
+        return _Twin(fw.run, names, fw_trace)
+    raise Disagreement(f"no concrete twin for {loc}")
+
+
+def _choices(path: Path, index: int, model: z3.ModelRef, name: str) -> list[int]:
+    out = []
+    for step in path.hops[index].steps:
+        for key, value in step.choices:
+            if key == name:
+                out.append(_eval(model, value))
+    return out
 
 
 def _bridge(net: OvsNetwork, loc: Location) -> ir.Bridge:
