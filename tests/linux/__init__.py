@@ -1,0 +1,1 @@
+"""Tests against real Linux: network namespaces, iptables, conntrack, bridges (``support.netns_lab``)."""
