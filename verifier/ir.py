@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-
 from typing import TYPE_CHECKING
 
 from verifier.header import FIELDS, OFPP_LOCAL
