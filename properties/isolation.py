@@ -136,7 +136,9 @@ def _segments(net: OvsNetwork, sources: list[Endpoint]) -> dict[str, Segment]:
     """
     plain = net.without_learning()
     graph = AbstractGraph(plain)
-    nodes = {s.id: graph.node(Location(s.host, s.bridge), source_packet(graph.ctx, s.port, prefix="seg")) for s in sources}
+    nodes = {
+        s.id: graph.node(Location(s.host, s.bridge), source_packet(graph.ctx, s.port, prefix="seg")) for s in sources
+    }
     graph.expand()
     out: dict[str, Segment] = {}
     for s in sources:
