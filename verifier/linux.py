@@ -45,11 +45,18 @@ class Link:
 
 @dataclass(frozen=True)
 class NextHop:
-    """One path of a multipath (ECMP) route."""
+    """One path of a multipath (ECMP) route.
+
+    ``onlink`` is the configured flag; ``dead`` and ``linkdown`` are the
+    kernel's state flags (a dead next hop is not used).
+    """
 
     gateway: str | None
     device: str | None
     weight: int = 1
+    onlink: bool = False
+    dead: bool = False
+    linkdown: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,8 +65,10 @@ class Route:
 
     ``destination`` is ``default`` or a network in CIDR form (a host route is
     ``/32``); ``kind`` is ``unicast``, ``local``, ``broadcast``, ``blackhole``,
-    ``unreachable``, ``prohibit`` or ``throw``; ``nexthops`` is set for ECMP
-    routes instead of ``gateway``/``device``.
+    ``unreachable``, ``prohibit`` or ``throw`` (``anycast`` and ``multicast``
+    appear only in ``table all`` listings); ``nexthops`` is set for ECMP
+    routes instead of ``gateway``/``device``.  ``dead`` and ``linkdown`` are
+    the kernel's state flags of a single-path route.
     """
 
     destination: str
@@ -73,6 +82,8 @@ class Route:
     source: str | None = None
     proto: str | None = None
     onlink: bool = False
+    dead: bool = False
+    linkdown: bool = False
     provenance: Provenance = dc_field(default=NO_PROVENANCE, compare=False)
 
 
@@ -110,12 +121,14 @@ class MatchPorts:
     """``--sport``/``--dport`` (tcp, udp, sctp) and ``-m multiport --sports/--dports/--ports``.
 
     ``ranges`` are inclusive; ``direction`` is ``src``, ``dst`` or ``any``
-    (multiport ``--ports``: either port).
+    (multiport ``--ports``: either port).  ``multiport`` only records the
+    spelling (``-m multiport`` rather than ``-m tcp``) for the writer.
     """
 
     direction: str
     ranges: tuple[tuple[int, int], ...]
     negated: bool = False
+    multiport: bool = dc_field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -165,11 +178,13 @@ class MatchState:
     """``-m state --state`` / ``-m conntrack --ctstate``: connection-tracking states.
 
     ``states`` are upper-case names: NEW, ESTABLISHED, RELATED, INVALID,
-    UNTRACKED, SNAT, DNAT.
+    UNTRACKED, SNAT, DNAT.  ``conntrack`` only records the spelling
+    (``-m conntrack --ctstate`` rather than ``-m state --state``) for the writer.
     """
 
     states: frozenset[str]
     negated: bool = False
+    conntrack: bool = dc_field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -236,7 +251,7 @@ class Nat:
     """``DNAT``, ``SNAT``, ``MASQUERADE`` or ``REDIRECT``.
 
     ``address`` (``a.b.c.d`` or a range ``a-b``) and ``ports`` (``p`` or
-    ``p-q``) as given; ``random_fully`` and ``persistent`` flags.
+    ``p-q``) as given; ``random``, ``random_fully`` and ``persistent`` flags.
     """
 
     kind: str
@@ -244,6 +259,7 @@ class Nat:
     ports: str | None = None
     random_fully: bool = False
     persistent: bool = False
+    random: bool = False
 
 
 @dataclass(frozen=True)

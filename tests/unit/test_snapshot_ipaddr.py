@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from verifier.errors import SnapshotError
 from verifier.ir import Address
-from verifier.snapshot.ipaddr import IpAddr, Link, format_ip_addr, parse_ip_addr
+from verifier.linux import Link
+from verifier.snapshot.ipaddr import IpAddr, format_ip_addr, parse_ip_addr
 
 DATA = Path(__file__).parent.parent / "data" / "snapshot_formats"
 FILE = "hosts/c1/ip-addr.txt"
@@ -34,8 +35,8 @@ def test_iproute2_6_1_compute_node() -> None:
     links = {link.name: link for link in parsed.links}
     assert list(links)[:4] == ["lo", "ens3", "ovs-system", "br-int"]
     assert links["qvb8b2e8c3a-1f"] == Link(
-        9,
         "qvb8b2e8c3a-1f",
+        9,
         ("BROADCAST", "MULTICAST", "PROMISC", "UP", "LOWER_UP"),
         1450,
         "UP",
@@ -45,8 +46,8 @@ def test_iproute2_6_1_compute_node() -> None:
         "2e:3f:4a:5b:6c:7d",
     )
     assert links["qvo8b2e8c3a-1f"].master == "ovs-system"
-    assert links["gre0"].peer == "NONE" and links["gre0"].link_type == "gre" and links["gre0"].mac is None
-    assert links["lo"].link_type == "loopback" and links["lo"].state == "UNKNOWN"
+    assert links["gre0"].peer == "NONE" and links["gre0"].kind == "gre" and links["gre0"].mac is None
+    assert links["lo"].kind == "loopback" and links["lo"].state == "UNKNOWN"
 
 
 def test_iproute2_3_12_without_group_and_with_a_label() -> None:
@@ -62,7 +63,7 @@ def test_namespace_with_link_netnsid_and_peer_address() -> None:
     parsed = parse((DATA / "ip-addr-netns-qrouter.txt").read_text())
     links = {link.name: link for link in parsed.links}
     assert links["eth0"].peer == "if12" and links["eth0"].mac == "02:42:ac:11:00:02"
-    assert links["tun0"].link_type == "none" and links["tun0"].mac is None
+    assert links["tun0"].kind == "none" and links["tun0"].mac is None
     assert Address("tun0", "10.8.0.1", 32) in parsed.addresses
     assert Address("qg-2a3b4c5d-6e", "203.0.113.20", 32) in parsed.addresses
     assert Address("qr-5e7c3d2a-9b", "10.0.0.1", 24) in parsed.addresses
@@ -82,13 +83,22 @@ def test_real_layout_roundtrips_through_the_writer() -> None:
 def test_writer_layout() -> None:
     text = format_ip_addr([Address("eth0", "192.0.2.1", 24), Address("eth0", "fe80::1", 64)])
     assert text == (
-        "1: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000\n"
-        "    link/none \n"
+        "0: eth0: <> qdisc noqueue group default qlen 1000\n"
         "    inet 192.0.2.1/24 scope global eth0\n"
         "       valid_lft forever preferred_lft forever\n"
         "    inet6 fe80::1/64 scope link \n"
         "       valid_lft forever preferred_lft forever\n"
     )
+
+
+def test_unknown_link_attributes_are_left_out_and_bare_headers_carry_addresses_only() -> None:
+    bare = Link("br0")
+    assert format_ip_addr((), [bare]) == "0: br0: <> qdisc noqueue group default qlen 1000\n"
+    assert parse(format_ip_addr((), [bare])).links == (bare,)  # no addresses: the header is the link
+    with_address = [Address("br0", "10.0.0.1", 24)]
+    assert parse(format_ip_addr(with_address, [bare])) == IpAddr((), tuple(with_address))
+    partial = Link("eth0", 2, ("UP",), kind="ether")
+    assert parse(format_ip_addr(with_address, [partial])).links == (partial,)
 
 
 # ---------------------------------------------------------------- errors
@@ -180,8 +190,8 @@ def _links(draw: st.DrawFn) -> list[Link]:
         )
         links.append(
             Link(
-                index,
                 name,
+                index,
                 tuple(draw(_flags)),
                 draw(st.none() | st.integers(68, 65536)),
                 draw(st.sampled_from(["UP", "DOWN", "UNKNOWN"])),

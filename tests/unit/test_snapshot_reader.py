@@ -309,20 +309,22 @@ def test_spec_file_that_is_a_directory(snap: Path) -> None:
     assert error.where == "hosts/network1/ip-addr.txt" and error.problem == "expected a file, found a directory"
 
 
-def test_files_read_by_later_stages_are_listed(snap: Path) -> None:
+def test_linux_files_are_read(snap: Path) -> None:
+    """Empty Linux files are read as empty (known), a namespace's absent files as unknown and missing."""
     host = snap / "hosts/compute1"
     for name in ("ip-route.txt", "iptables-save.txt", "brctl-show.txt"):
         (host / name).write_text("")
     (host / "netns/qrouter-r1").mkdir(parents=True)
     (host / "netns/qrouter-r1/ip-addr.txt").write_text("")
     (host / "netns/qrouter-r1/iptables-save.txt").write_text("")
-    notes = read_snapshot(snap).notes
-    assert notes == (
-        "hosts/compute1/brctl-show.txt: present; not read by the OVS reader",
-        "hosts/compute1/ip-route.txt: present; not read by the OVS reader",
-        "hosts/compute1/iptables-save.txt: present; not read by the OVS reader",
-        "hosts/compute1/netns/qrouter-r1: present; not read by the OVS reader",
-    )
+    snapshot = read_snapshot(snap)
+    compute = snapshot.dataplane.hosts[0]
+    assert snapshot.notes == ()
+    assert compute.routes == () and compute.netfilter is not None and compute.netfilter.tables == ()
+    assert compute.linux_bridges == ()
+    (ns,) = compute.namespaces
+    assert ns.name == "qrouter-r1" and ns.routes is None and ns.netfilter is not None
+    assert "hosts/compute1/netns/qrouter-r1/ip-route.txt" in snapshot.missing
 
 
 @pytest.mark.parametrize(

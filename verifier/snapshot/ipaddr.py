@@ -9,6 +9,16 @@ error naming the file, line and text (a skipped line under ``lenient``).
 
 A point-to-point ``inet LOCAL peer PEER/LEN`` is read as LOCAL/LEN.  The text
 after ``@`` in a link name is the link's peer (``qvb1@qvo1``, ``eth0@if12``).
+Links are ``verifier.linux.Link`` objects (``kind`` is the ``link/<kind>`` word).
+
+The writer prints a link's unknown attributes (index 0, no mtu, state or
+``link/`` line) by leaving them out, so every ``Link`` reads back equal.  An
+interface that the IR knows only by its addresses gets a bare header
+(``0: eth0: <> qdisc noqueue group default qlen 1000``), which real systems
+never print (the kernel numbers links from 1 and always shows a state and a
+``link/`` line); the parser reads a bare header that has addresses as those
+addresses alone, without a ``Link``, so ``parse(format(x)) == x`` also holds
+for hosts whose links are not modelled.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from dataclasses import dataclass, replace
 
 from verifier.errors import SnapshotError
 from verifier.ir import Address, Skipped
+from verifier.linux import Link
 
 _HEADER = re.compile(r"(?P<index>\d+): (?P<name>[^\s:@]+)(?:@(?P<peer>[^\s:]+))?: <(?P<flags>[^>]*)>(?P<rest>.*)")
 _MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
@@ -27,28 +38,8 @@ _HARMLESS = frozenset({"valid_lft", "altname"})
 
 
 @dataclass(frozen=True)
-class Link:
-    """One link header of ``ip addr`` with its ``link/`` line.
-
-    ``peer`` is the text after ``@`` (a veth peer such as ``qvo1234`` or
-    ``if12``, or ``NONE``); ``mac`` is the hardware address of the link line,
-    when it has one.
-    """
-
-    index: int
-    name: str
-    flags: tuple[str, ...] = ()
-    mtu: int | None = None
-    state: str | None = None
-    master: str | None = None
-    peer: str | None = None
-    link_type: str | None = None
-    mac: str | None = None
-
-
-@dataclass(frozen=True)
 class IpAddr:
-    """One parsed ``ip addr`` output: links in file order and their addresses."""
+    """One parsed ``ip addr`` output: links in file order (bare address-only headers left out) and their addresses."""
 
     links: tuple[Link, ...]
     addresses: tuple[Address, ...]
@@ -97,7 +88,9 @@ def parse_ip_addr(text: str, file: str, *, lenient: bool = False) -> IpAddr:
             if not indented:
                 current = None
                 skipping_link = number
-    return IpAddr(tuple(links), tuple(addresses), tuple(skipped))
+    addressed = {a.interface for a in addresses}
+    real = tuple(link for link in links if link != Link(link.name) or link.name not in addressed)
+    return IpAddr(real, tuple(addresses), tuple(skipped))
 
 
 def _header(line: str, links: list[Link]) -> Link:
@@ -113,8 +106,8 @@ def _header(line: str, links: list[Link]) -> Link:
     if mtu is not None and not mtu.isdigit():
         raise _LineError(f"bad mtu {mtu!r}")
     return Link(
-        index=int(match.group("index")),
         name=name,
+        index=int(match.group("index")),
         flags=tuple(f for f in match.group("flags").split(",") if f),
         mtu=int(mtu) if mtu is not None else None,
         state=attrs.get("state"),
@@ -127,10 +120,10 @@ def _detail(words: list[str], link: Link, addresses: list[Address]) -> Link:
     """Apply one indented line to ``link``; returns the (possibly updated) link."""
     head = words[0]
     if head.startswith("link/"):
-        if link.link_type is not None:
+        if link.kind is not None:
             raise _LineError(f"second link/ line for {link.name!r}")
         mac = words[1].lower() if len(words) > 1 and _MAC.fullmatch(words[1]) else None
-        return replace(link, link_type=head[5:], mac=mac)
+        return replace(link, kind=head[5:], mac=mac)
     if head in ("inet", "inet6"):
         addresses.append(_address(words, link.name, 4 if head == "inet" else 6))
         return link
@@ -164,7 +157,7 @@ def _address(words: list[str], interface: str, version: int) -> Address:
 def format_ip_addr(addresses: Iterable[Address], links: Iterable[Link] = ()) -> str:
     """``ip addr`` text (iproute2 6.x layout) for these links and addresses.
 
-    Links are printed in the order given, then one generic link (``link/none``)
+    Links are printed in the order given, then one bare header (``Link(name)``)
     per other interface that has addresses, in order of first appearance.  An
     interface's addresses keep their relative order.
     """
@@ -173,11 +166,9 @@ def format_ip_addr(addresses: Iterable[Address], links: Iterable[Link] = ()) -> 
         by_name.setdefault(a.interface, []).append(a)
     all_links = list(links)
     known = {link.name for link in all_links}
-    next_index = max((link.index for link in all_links), default=0) + 1
     for name in by_name:
         if name not in known:
-            all_links.append(Link(next_index, name, ("BROADCAST", "MULTICAST", "UP", "LOWER_UP"), 1500, "UP"))
-            next_index += 1
+            all_links.append(Link(name))
     out: list[str] = []
     for link in all_links:
         out += _format_link(link, by_name.get(link.name, []))
@@ -192,15 +183,17 @@ def _format_link(link: Link, addresses: list[Address]) -> list[str]:
     header += " qdisc noqueue"
     if link.master:
         header += f" master {link.master}"
-    header += f" state {link.state or 'UNKNOWN'} group default qlen 1000"
+    if link.state is not None:
+        header += f" state {link.state}"
+    header += " group default qlen 1000"
     lines = [header]
-    if link.link_type is None or link.link_type == "none":
+    if link.kind == "none":
         lines.append("    link/none ")
-    elif link.mac is None:
-        lines.append(f"    link/{link.link_type}")
-    else:
-        brd = "00:00:00:00:00:00" if link.link_type == "loopback" else "ff:ff:ff:ff:ff:ff"
-        lines.append(f"    link/{link.link_type} {link.mac} brd {brd}")
+    elif link.kind is not None and link.mac is None:
+        lines.append(f"    link/{link.kind}")
+    elif link.kind is not None:
+        brd = "00:00:00:00:00:00" if link.kind == "loopback" else "ff:ff:ff:ff:ff:ff"
+        lines.append(f"    link/{link.kind} {link.mac} brd {brd}")
     for a in addresses:
         ip = ipaddress.ip_address(a.address)
         scope = "host" if ip.is_loopback else "link" if ip.is_link_local else "global"

@@ -2,14 +2,23 @@
 
 ``read_snapshot`` reads ``neutron.json`` (as an unvalidated JSON object) and,
 per ``hosts/<host>/``, ``ovs-vsctl-show.txt``, ``ovs-ofctl-show-<bridge>.txt``,
-``ovs-ofctl-dump-flows-<bridge>.txt`` and ``ip-addr.txt``.  The other files of
-the format (``ip-route.txt``, ``iptables-save.txt``, ``brctl-show.txt``,
-``netns/``) are checked for their names only and listed in the notes; a name
-the format does not have is an error, so a typo never hides a file.
+``ovs-ofctl-dump-flows-<bridge>.txt``, the root namespace's ``ip-addr.txt``
+(``Host.addresses`` and ``Host.links``), ``ip-route.txt``, ``iptables-save.txt``
+and ``brctl-show.txt``, and ``netns/<namespace>/{ip-addr,ip-route,
+iptables-save}.txt`` (``Host.namespaces``, in name order).  A name the format
+does not have is an error, so a typo never hides a file.  ``ip6tables-save``
+is not part of the format: IPv6 filtering is not read.
 
-Every expected file that is absent is listed in ``Snapshot.missing``; every
-guess the reader had to make is said in the notes (``Snapshot.notes`` and the
-bridge's ``notes``).
+Missing files: ``Snapshot.missing`` lists every expected file that is absent
+where the IR alone could not tell (the OVS files, ``ip-addr.txt`` of the host),
+and every absent file of a namespace directory that exists (a captured
+namespace is expected to have all three).  The root namespace's
+``ip-route.txt``, ``iptables-save.txt`` and ``brctl-show.txt`` are optional
+(OVS-only snapshots, the native OVS firewall, older collectors): without them
+``Host.routes``, ``Host.netfilter`` and ``Host.linux_bridges`` are None, as a
+namespace's ``routes``/``netfilter`` are without their file, which is never
+the same as empty.  Every guess the reader had to make is said in the notes
+(``Snapshot.notes`` and the bridge's ``notes``).
 """
 
 from __future__ import annotations
@@ -23,17 +32,25 @@ from typing import Any
 
 from verifier.errors import SnapshotError
 from verifier.header import OFPP_LOCAL
-from verifier.ir import Address, Bridge, Dataplane, Flow, Host, OFPort, Output, Resubmit, Skipped, iter_actions
+from verifier.ir import Bridge, Dataplane, Flow, Host, OFPort, Output, Resubmit, Skipped, iter_actions
+from verifier.linux import LinuxBridge, Namespace, Netfilter, Route
+from verifier.snapshot.brctl import parse_brctl_show
 from verifier.snapshot.flows import parse_dump_flows, port_resolver
-from verifier.snapshot.ipaddr import parse_ip_addr
+from verifier.snapshot.ipaddr import IpAddr, parse_ip_addr
+from verifier.snapshot.iproute import parse_ip_route
+from verifier.snapshot.iptables import parse_iptables_save
 from verifier.snapshot.ofctl_show import parse_ofctl_show
 from verifier.snapshot.vsctl import parse_vsctl_show
 
 VSCTL_SHOW = "ovs-vsctl-show.txt"
 IP_ADDR = "ip-addr.txt"
-LATER_FILES = frozenset({"ip-route.txt", "iptables-save.txt", "brctl-show.txt"})
-"""Host files of the format that other readers handle."""
-NETNS_FILES = frozenset({"ip-addr.txt", "ip-route.txt", "iptables-save.txt"})
+IP_ROUTE = "ip-route.txt"
+IPTABLES_SAVE = "iptables-save.txt"
+BRCTL_SHOW = "brctl-show.txt"
+LINUX_FILES = frozenset({IP_ROUTE, IPTABLES_SAVE, BRCTL_SHOW})
+"""Optional root-namespace files besides ip-addr.txt."""
+NETNS_FILES = (IP_ADDR, IP_ROUTE, IPTABLES_SAVE)
+"""The files of one ``netns/<namespace>/`` directory, all expected."""
 _OFCTL_SHOW = re.compile(r"ovs-ofctl-show-(.+)\.txt")
 _DUMP_FLOWS = re.compile(r"ovs-ofctl-dump-flows-(.+)\.txt")
 
@@ -45,7 +62,8 @@ class Snapshot:
     ``missing`` lists, relative to ``root``, every expected file that is absent
     (``hosts/<host>/ovs-ofctl-dump-flows-<bridge>.txt`` for each known bridge,
     ``ovs-ofctl-show-<bridge>.txt``, ``ovs-vsctl-show.txt``, ``ip-addr.txt``,
-    ``neutron.json``).  ``skipped`` holds every line skipped under ``lenient``.
+    ``netns/<namespace>/<file>`` of each captured namespace, ``neutron.json``).
+    ``skipped`` holds every line skipped under ``lenient``.
     """
 
     root: str
@@ -152,6 +170,8 @@ class _HostFiles:
     ip_addr: bool = False
     ofctl_show: dict[str, str] = field(default_factory=dict)
     dump_flows: dict[str, str] = field(default_factory=dict)
+    linux: set[str] = field(default_factory=set)
+    namespaces: dict[str, set[str]] = field(default_factory=dict)
 
 
 def _classify(ctx: _Collector, host: str) -> _HostFiles:
@@ -161,7 +181,7 @@ def _classify(ctx: _Collector, host: str) -> _HostFiles:
     for entry in sorted((ctx.root / base).iterdir()):
         rel = f"{base}/{entry.name}"
         if entry.name == "netns":
-            _check_netns(ctx, rel)
+            found.namespaces = _check_netns(ctx, rel)
             continue
         if entry.is_dir():
             raise SnapshotError(rel, "expected a file, found a directory")
@@ -175,23 +195,27 @@ def _classify(ctx: _Collector, host: str) -> _HostFiles:
             found.ofctl_show[show.group(1)] = rel
         elif dump:
             found.dump_flows[dump.group(1)] = rel
-        elif entry.name in LATER_FILES:
-            ctx.notes.append(f"{rel}: present; not read by the OVS reader")
+        elif entry.name in LINUX_FILES:
+            found.linux.add(entry.name)
         else:
             raise SnapshotError(rel, "not a file of the snapshot format (misspelt?)", entry.name)
     return found
 
 
-def _check_netns(ctx: _Collector, rel: str) -> None:
+def _check_netns(ctx: _Collector, rel: str) -> dict[str, set[str]]:
+    """Namespace name to the names of its files; anything else under ``netns/`` is an error."""
     if not (ctx.root / rel).is_dir():
         raise SnapshotError(rel, "expected a directory of namespaces")
+    found: dict[str, set[str]] = {}
     for ns in sorted((ctx.root / rel).iterdir()):
         if not ns.is_dir():
             raise SnapshotError(f"{rel}/{ns.name}", "expected a namespace directory")
+        found[ns.name] = set()
         for entry in sorted(ns.iterdir()):
             if entry.name not in NETNS_FILES or entry.is_dir():
                 raise SnapshotError(f"{rel}/{ns.name}/{entry.name}", "not a file of the snapshot format")
-        ctx.notes.append(f"{rel}/{ns.name}: present; not read by the OVS reader")
+            found[ns.name].add(entry.name)
+    return found
 
 
 def _read_host(ctx: _Collector, host: str) -> Host:
@@ -223,15 +247,54 @@ def _read_host(ctx: _Collector, host: str) -> Host:
         bridges.append(_read_bridge(ctx, base, bridge, files))
     for bridge in bridges:
         ctx.notes += [f"{base} bridge {bridge.name}: {note}" for note in bridge.notes]
-    addresses: tuple[Address, ...] = ()
-    if files.ip_addr:
-        rel = f"{base}/{IP_ADDR}"
-        parsed = parse_ip_addr(ctx.read(rel), rel, lenient=ctx.lenient)
-        ctx.skipped += parsed.skipped
-        addresses = parsed.addresses
-    else:
+    ip = _read_ip_addr(ctx, f"{base}/{IP_ADDR}") if files.ip_addr else IpAddr((), ())
+    if not files.ip_addr:
         ctx.missing.append(f"{base}/{IP_ADDR}")
-    return Host(host, tuple(bridges), addresses, ovs_version)
+    namespaces = [
+        _read_namespace(ctx, f"{base}/netns/{name}", name, files.namespaces[name]) for name in sorted(files.namespaces)
+    ]
+    return Host(
+        host,
+        tuple(bridges),
+        ip.addresses,
+        ovs_version,
+        links=ip.links,
+        routes=_read_routes(ctx, f"{base}/{IP_ROUTE}") if IP_ROUTE in files.linux else None,
+        netfilter=_read_netfilter(ctx, f"{base}/{IPTABLES_SAVE}") if IPTABLES_SAVE in files.linux else None,
+        namespaces=tuple(namespaces),
+        linux_bridges=_read_bridges(ctx, f"{base}/{BRCTL_SHOW}") if BRCTL_SHOW in files.linux else None,
+    )
+
+
+def _read_namespace(ctx: _Collector, base: str, name: str, present: set[str]) -> Namespace:
+    """One ``netns/<name>/`` directory; each absent file is listed as missing (routes/netfilter None)."""
+    ctx.missing += [f"{base}/{n}" for n in NETNS_FILES if n not in present]
+    ip = _read_ip_addr(ctx, f"{base}/{IP_ADDR}") if IP_ADDR in present else IpAddr((), ())
+    return Namespace(
+        name,
+        ip.links,
+        ip.addresses,
+        _read_routes(ctx, f"{base}/{IP_ROUTE}") if IP_ROUTE in present else None,
+        _read_netfilter(ctx, f"{base}/{IPTABLES_SAVE}") if IPTABLES_SAVE in present else None,
+    )
+
+
+def _read_ip_addr(ctx: _Collector, rel: str) -> IpAddr:
+    parsed = parse_ip_addr(ctx.read(rel), rel, lenient=ctx.lenient)
+    ctx.skipped += parsed.skipped
+    return parsed
+
+
+def _read_routes(ctx: _Collector, rel: str) -> tuple[Route, ...]:
+    return parse_ip_route(ctx.read(rel), rel, lenient=ctx.lenient, skipped=ctx.skipped)
+
+
+def _read_netfilter(ctx: _Collector, rel: str) -> Netfilter:
+    return parse_iptables_save(ctx.read(rel), rel, lenient=ctx.lenient, skipped=ctx.skipped)
+
+
+def _read_bridges(ctx: _Collector, rel: str) -> tuple[LinuxBridge, ...]:
+    return parse_brctl_show(ctx.read(rel), rel, lenient=ctx.lenient, skipped=ctx.skipped)
 
 
 def _note(bridge: Bridge, note: str) -> Bridge:

@@ -1,11 +1,16 @@
 """The dataplane IR back to a snapshot directory (``shared/spec/snapshot.md``).
 
-``snapshot_files`` renders every file as text (deterministic: hosts and bridges
-in name order, a UUID and datapath ids derived from the names);
-``write_snapshot`` puts them on disk.  Reading the result back with
-``read_snapshot`` gives an equal dataplane when its hosts and bridges are in
-name order and its flows in table and descending priority order (the order
-``ovs-ofctl dump-flows`` output is written in).
+``snapshot_files`` renders every file as text (deterministic: hosts, bridges
+and namespaces in name order, a UUID and datapath ids derived from the names);
+``write_snapshot`` puts them on disk.  The Linux files are written where the
+IR knows them: ``ip-addr.txt`` when the host has addresses or links,
+``ip-route.txt``, ``iptables-save.txt`` and ``brctl-show.txt`` when the
+host's routes, netfilter and Linux bridges are not None (an empty tuple gives
+an empty listing), and per namespace ``netns/<name>/ip-addr.txt`` always and
+its ``ip-route.txt``/``iptables-save.txt`` likewise.  Reading the result back
+with ``read_snapshot`` gives an equal dataplane when its hosts, bridges and
+namespaces are in name order and its flows in table and descending priority
+order (the order ``ovs-ofctl dump-flows`` output is written in).
 """
 
 from __future__ import annotations
@@ -20,8 +25,12 @@ from typing import Any
 from verifier.errors import SnapshotError
 from verifier.header import OFPP_LOCAL
 from verifier.ir import Bridge, Dataplane, Host
+from verifier.linux import Namespace
+from verifier.snapshot.brctl import format_brctl_show
 from verifier.snapshot.flow_writer import UnprintableFlow, format_dump
 from verifier.snapshot.ipaddr import format_ip_addr
+from verifier.snapshot.iproute import format_ip_route
+from verifier.snapshot.iptables import format_iptables_save
 from verifier.snapshot.ofctl_show import format_ofctl_show
 from verifier.snapshot.vsctl import format_vsctl_show
 
@@ -83,8 +92,39 @@ def _host_files(host: Host, base: str) -> dict[str, str]:
             files[dump] = format_dump(bridge.flows)
         except UnprintableFlow as exc:
             raise SnapshotError(dump, f"cannot print a flow: {exc}") from exc
-    if host.addresses:
-        files[f"{base}/ip-addr.txt"] = format_ip_addr(host.addresses)
+    if host.addresses or host.links:
+        files[f"{base}/ip-addr.txt"] = format_ip_addr(host.addresses, host.links)
+    files.update(_linux_files(base, host.root_namespace()))
+    if host.linux_bridges is not None:
+        files[f"{base}/brctl-show.txt"] = format_brctl_show(host.linux_bridges)
+    seen: set[str] = set()
+    for ns in sorted(host.namespaces, key=lambda n: n.name):
+        ns_base = f"{base}/netns/{ns.name}"
+        _check_name(ns.name, ns_base, "namespace")
+        if ns.name in seen:
+            raise SnapshotError(ns_base, "two namespaces of this name")
+        seen.add(ns.name)
+        files[f"{ns_base}/ip-addr.txt"] = format_ip_addr(ns.addresses, ns.links)
+        files.update(_linux_files(ns_base, ns))
+    return files
+
+
+def _linux_files(base: str, ns: Namespace) -> dict[str, str]:
+    """``ip-route.txt`` and ``iptables-save.txt`` of a namespace, where known."""
+    files: dict[str, str] = {}
+    if ns.routes is not None:
+        try:
+            files[f"{base}/ip-route.txt"] = format_ip_route(ns.routes)
+        except ValueError as exc:
+            raise SnapshotError(f"{base}/ip-route.txt", f"cannot print a route: {exc}") from exc
+    if ns.netfilter is not None:
+        rel = f"{base}/iptables-save.txt"
+        if ns.netfilter.family != 4:
+            raise SnapshotError(rel, f"iptables-save.txt holds IPv4 rules, not IPv{ns.netfilter.family}")
+        try:
+            files[rel] = format_iptables_save(ns.netfilter)
+        except ValueError as exc:
+            raise SnapshotError(rel, f"cannot print a rule: {exc}") from exc
     return files
 
 
