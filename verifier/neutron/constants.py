@@ -7,7 +7,12 @@ master at ``29.0.0.0b1-105``, commit 2131d26f73): see
 priorities from the native (os-ken) driver,
 ``neutron/plugins/ml2/drivers/openvswitch/agent/openflow/native/br_{int,tun,phys}.py``
 and ``ovs_neutron_agent.py``.  The classic (Icehouse, neutron 2014.1) br-tun
-numbers are kept for reference only.
+numbers are kept for reference only.  The Linux side (iptables wrapping,
+comments, firewall chains, conntrack zones, L3 marks, the metadata proxy port)
+follows ``neutron/agent/linux/iptables_manager.py``, ``iptables_firewall.py``,
+``iptables_comments.py``, ``ip_conntrack.py``, ``ipset_manager.py``,
+``neutron/agent/l3/router_info.py`` and ``neutron/conf/agent/l3/config.py``
+of the same release.
 """
 
 from __future__ import annotations
@@ -112,6 +117,73 @@ VIF_TYPE_UNBOUND = "unbound"
 VIF_TYPE_BINDING_FAILED = "binding_failed"
 
 IPV6_LLA_PREFIX = "fe80::/64"
+
+# ---------------------------------------------------------------- iptables_manager (N/agent/linux/iptables_manager.py)
+
+MAX_IPTABLES_CHAIN_LEN_WRAP = 11
+"""``neutron_lib.constants``: a wrapped chain's own name is cut to 11 characters."""
+WRAP_NAME_LEN = 16
+"""``get_binary_name``: the wrap prefix is the agent binary's name cut to 16 characters."""
+OVS_AGENT_WRAP = "neutron-openvswi"  # "neutron-openvswitch-agent"[:16]
+L3_AGENT_WRAP = "neutron-l3-agent"  # "neutron-l3-agent"[:16]
+DHCP_AGENT_WRAP = "neutron-dhcp-age"  # "neutron-dhcp-agent"[:16]
+FILTER_TOP_CHAIN = "neutron-filter-top"
+"""Unwrapped, shared by every agent: first rule of filter FORWARD and OUTPUT, jumps to ``$local``."""
+POSTROUTING_BOTTOM_CHAIN = "neutron-postrouting-bottom"
+"""Unwrapped: last rule of nat POSTROUTING, jumps to ``$snat`` (``initialize_nat_table``)."""
+USE_RANDOM_FULLY = True
+"""``[AGENT] use_random_fully`` (default True) on iptables >= 1.6.0: every L3 SNAT gets ``--random-fully``."""
+
+# iptables_comments.py; written because [AGENT] comment_iptables_rules defaults to True.
+COMMENT_SNAT_OUT = "Perform source NAT on outgoing traffic."
+COMMENT_UNMATCH_DROP = "Default drop rule for unmatched traffic."
+COMMENT_VM_INT_SG = "Direct traffic from the VM interface to the security group chain."
+COMMENT_SG_TO_VM_SG = "Jump to the VM specific chain."
+COMMENT_INPUT_TO_SG = "Direct incoming traffic from VM to the security group chain."
+COMMENT_PAIR_ALLOW = "Allow traffic from defined IP/MAC pairs."
+COMMENT_PAIR_DROP = "Drop traffic without an IP/MAC allow rule."
+COMMENT_DHCP_CLIENT = "Allow DHCP client traffic."
+COMMENT_DHCP_SPOOF = "Prevent DHCP Spoofing by VM."
+COMMENT_UNMATCHED = "Send unmatched traffic to the fallback chain."
+COMMENT_INVALID_DROP = "Drop packets that appear related to an existing connection (e.g. TCP ACK/FIN) but do not have an entry in conntrack."
+COMMENT_ALLOW_ASSOC = "Direct packets associated with a known session to the RETURN chain."
+COMMENT_PORT_SEC_ACCEPT = "Accept all packets when port security is disabled."
+COMMENT_TRUSTED_ACCEPT = "Accept all packets when port is trusted."
+
+# ---------------------------------------------------------------- hybrid iptables firewall (iptables_firewall.py)
+
+SG_CHAIN = "sg-chain"
+SG_FALLBACK_CHAIN = "sg-fallback"
+INGRESS_CHAIN_PREFIX = "i"  # neutron-openvswi-i<port_id[:10]>
+EGRESS_CHAIN_PREFIX = "o"
+SPOOF_CHAIN_PREFIX = "s"
+CONNTRACK_ZONE_START = 4097
+"""``ip_conntrack.ZONE_START``: the first per-port conntrack zone."""
+MAX_CONNTRACK_ZONES = 65535
+IPSET_PREFIX = "N"
+IPSET_NAME_MAX_LEN = 29
+"""``ipset_manager``: ``"N" + ethertype + sg_id`` cut to 31 - len("-n")."""
+DHCP_SERVER_PORT = 67
+DHCP_CLIENT_PORT = 68
+
+# ---------------------------------------------------------------- L3 agent (N/agent/l3/router_info.py, N/conf/agent/l3/config.py)
+
+METADATA_ACCESS_MARK = 0x1
+"""``metadata_access_mark``: mangle mark of metadata requests, under ROUTER_MARK_MASK."""
+EXTERNAL_INGRESS_MARK = 0x2
+"""``external_ingress_mark``: mangle mark of packets entering the qg- port."""
+ROUTER_MARK_MASK = 0xFFFF
+ADDRESS_SCOPE_MARK_MASK = 0xFFFF0000
+ADDRESS_SCOPE_MARK_ID_MIN = 1024
+"""``set(range(1024, 2048)).pop()`` is 1024 on CPython, so the "noscope" mark is 1024 << 16."""
+NOSCOPE_MARK = ADDRESS_SCOPE_MARK_ID_MIN << 16
+METADATA_PORT = 9697
+"""``metadata_port``: the haproxy metadata proxy in the router namespace."""
+METADATA_V4_CIDR = "169.254.169.254/32"
+METADATA_HTTP_PORT = 80
+ROUTE_PROTO_STATIC = "static"
+"""Routes the agents add go through pyroute2 with ``proto static`` (``privileged/agent/linux/ip_lib.py``)."""
+ROUTE_PROTO_KERNEL = "kernel"
 
 # ---------------------------------------------------------------- classic (Icehouse, 2014.1) br-tun
 
