@@ -51,11 +51,17 @@ class Step:
 
 @dataclass(frozen=True)
 class Emission:
-    """A copy of the packet leaving the device on port number ``port``."""
+    """A copy of the packet leaving the device on port number ``port``.
+
+    ``alternatives`` is set when several ways through the device were joined
+    into this one copy (engine.merge_branches): each is (the assumption
+    literals that select it, its steps); ``steps`` are the first one's.
+    """
 
     port: int
     pkt: PacketState
     steps: tuple[Step, ...]
+    alternatives: tuple[tuple[tuple[object, ...], tuple[Step, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

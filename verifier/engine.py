@@ -16,11 +16,14 @@ Two ways to walk it:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import z3
+
 from verifier import symbolic as sy
-from verifier.device import Step
+from verifier.device import Branch, Emission, Step
 from verifier.header import FIELD_NAMES, FIELDS
 from verifier.packet import Context, Mode, PacketState
 from verifier.topology import (
@@ -38,6 +41,10 @@ from verifier.topology import (
 MAX_HOPS = 64
 
 
+class BudgetExhausted(Undecided):
+    """The outcome recorded when ``explore`` stops at its state budget: every path not yet walked is unknown."""
+
+
 @dataclass(frozen=True)
 class Hop:
     """A device crossed: where the packet came in, what the device did, where it left."""
@@ -48,6 +55,7 @@ class Hop:
     out_port: int | None
     out_pkt: PacketState | None = None
     via: str = ""
+    alternatives: tuple[tuple[tuple[object, ...], tuple[Step, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,16 +83,33 @@ def explore(
     prune: Prune | None = None,
     stop: Callable[[Path], bool] | None = None,
     max_hops: int = MAX_HOPS,
+    merge: bool = True,
+    breadth_first: bool = False,
+    max_states: int | None = None,
 ) -> list[Path]:
     """Every path of ``pkt`` from ``start`` (arriving on ``pkt.fields['in_port']``).
 
     ``prune(location, pkt)`` returning True skips a state (used to direct the
-    search); ``stop(path)`` returning True ends the walk early.
+    search); ``stop(path)`` returning True ends the walk early.  With
+    ``merge`` (see ``merge_branches``) branches of one device that leave
+    alike are followed once: every outcome is still found, but a path then
+    stands for several ways through that device.  With ``max_states``, the
+    walk stops after that many device visits and ends with one path whose
+    outcome is ``BudgetExhausted``: what was not walked is unknown, never
+    absent.
     """
     paths: list[Path] = []
-    stack: list[tuple[Location, PacketState, tuple[Hop, ...], frozenset[object]]] = [(start, pkt, (), frozenset())]
+    stack: deque[tuple[Location, PacketState, tuple[Hop, ...], frozenset[object]]] = deque(
+        [(start, pkt, (), frozenset())]
+    )
+    visited = 0
     while stack:
-        loc, cur, hops, seen = stack.pop()
+        loc, cur, hops, seen = stack.popleft() if breadth_first else stack.pop()
+        visited += 1
+        if max_states is not None and visited > max_states:
+            reason = f"search stopped after {max_states} states with {len(stack) + 1} still to walk"
+            paths.append(Path(hops, BudgetExhausted(reason), cur))
+            return paths
         in_port = cur.fields["in_port"]
         assert isinstance(in_port, int)
         key = (loc, cur.field_key())
@@ -102,7 +127,10 @@ def explore(
             continue
         seen = seen | {key}
         before = len(paths)
-        for branch in device.transfer(ctx, cur):
+        branches = device.transfer(ctx, cur)
+        if merge and ctx.precise and len(branches) > 1:
+            branches = merge_branches(ctx, cur, branches)
+        for branch in branches:
             for reason in branch.unknown:
                 hop = Hop(loc, in_port, branch.steps, None)
                 paths.append(Path((*hops, hop), Undecided(reason), branch.pkt))
@@ -112,7 +140,7 @@ def explore(
                 paths.append(Path((*hops, Hop(loc, in_port, branch.steps, None)), Dropped(reason, last), branch.pkt))
             for em in branch.emissions:
                 for arrival in net.follow(ctx, loc, em.port, em.pkt):
-                    hop = Hop(loc, in_port, em.steps, em.port, em.pkt, arrival.via)
+                    hop = Hop(loc, in_port, em.steps, em.port, em.pkt, arrival.via, em.alternatives)
                     if isinstance(arrival, Terminal):
                         paths.append(Path((*hops, hop), arrival.outcome, arrival.pkt))
                     elif prune is None or not prune(arrival.location, arrival.pkt):
@@ -120,6 +148,88 @@ def explore(
         if stop and any(stop(p) for p in paths[before:]):
             return paths
     return paths
+
+
+def merge_branches(ctx: Context, incoming: PacketState, branches: list[Branch]) -> list[Branch]:
+    """Join the branches of one device that emit one packet alike on the same port.
+
+    An iptables chain splits a packet at every rule, though most splits end
+    in the same ACCEPT with the same headers; without joining, everything
+    downstream is explored once per split.  Branches join when they emit a
+    single copy on the same port, through the same OpenFlow flows (so a
+    replay still checks every flow), with field values of the same Z3 terms;
+    the joined path condition is the disjunction of theirs (beyond the
+    incoming one), and known bits are kept where all agree.  The emission
+    keeps every branch's steps with the literals that select it, so that a
+    concrete packet (a model) is explained by the alternative it satisfies
+    (``resolve_alternatives``); the steps shown until then are the first's.
+    """
+    assert ctx.solver is not None
+    groups: dict[object, list[Branch]] = {}
+    out: list[Branch] = []
+    base = len(incoming.pc)
+    for b in branches:
+        if b.unknown or len(b.emissions) != 1 or b.pkt.pc[:base] != incoming.pc:
+            out.append(b)
+            continue
+        em = b.emissions[0]
+        if em.pkt.pc != b.pkt.pc or em.alternatives:
+            out.append(b)
+            continue
+        flows = tuple(id(s.flow) for s in em.steps if s.kind == "match")
+        key = (em.port, flows, tuple(_term_key(em.pkt.fields[n]) for n in FIELD_NAMES))
+        groups.setdefault(key, []).append(b)
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        rests = [b.pkt.pc[base:] for b in group]
+        if any(not r for r in rests):
+            pc = incoming.pc
+        else:
+            inner = tuple(lit for r in rests for lit in r)
+            pc = (*incoming.pc, ctx.solver.literal(z3.Or(*(z3.And(*r) for r in rests)), inner))
+        first = group[0].emissions[0]
+        fields = {n: _join([b.emissions[0].pkt.fields[n] for b in group], FIELDS[n].width) for n in FIELD_NAMES}
+        doubts = tuple(dict.fromkeys(d for b in group for d in b.pkt.doubts))
+        pkt = PacketState(fields, pc, doubts)
+        alternatives = tuple((tuple(r), b.emissions[0].steps) for r, b in zip(rests, group, strict=True))
+        emission = Emission(first.port, pkt, first.steps, alternatives)
+        out.append(Branch(pkt, (emission,), group[0].steps, group[0].ends, ()))
+    return out
+
+
+def resolve_alternatives(path: Path, holds: Callable[[object], bool]) -> Path:
+    """The path with each joined hop's steps replaced by the alternative whose literals all hold."""
+    if not any(h.alternatives for h in path.hops):
+        return path
+    hops = []
+    for h in path.hops:
+        if h.alternatives:
+            steps = next((st for lits, st in h.alternatives if all(holds(lit) for lit in lits)), None)
+            if steps is None:
+                raise ValueError(f"no alternative of the joined hop at {h.location} holds in the model")
+            h = Hop(h.location, h.in_port, steps, h.out_port, h.out_pkt, h.via)
+        hops.append(h)
+    return Path(tuple(hops), path.outcome, path.pkt)
+
+
+def _term_key(v: sy.Value) -> object:
+    return v if isinstance(v, int) else ("sym", v.width, -1 if v.term is None else v.term.get_id())
+
+
+def _join(values: list[sy.Value], width: int) -> sy.Value:
+    first = values[0]
+    if all(sy.value_key(v) == sy.value_key(first) for v in values):
+        return first
+    agree = sy.full(width)
+    bits, care = sy.known_bits(first, width)
+    for v in values[1:]:
+        b, c = sy.known_bits(v, width)
+        care &= c
+        agree &= ~(bits ^ b)
+    assert not isinstance(first, int)
+    return sy.make(width, bits, care & agree, first.term)
 
 
 # ---------------------------------------------------------------- abstract graph

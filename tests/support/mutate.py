@@ -51,3 +51,15 @@ def lvid(dp: ir.Dataplane, host: str, device: str) -> int:
     port = bridge_of(dp, host, "br-int").ovsdb_port(device)
     assert port is not None and port.tag is not None
     return port.tag
+
+
+def ovs_only(dp: ir.Dataplane) -> ir.Dataplane:
+    """The dataplane as a snapshot with only the OVS files has it: no namespaces, qbr bridges or iptables.
+
+    Router and DHCP namespaces are then endpoints, and VM ports end at their qvo devices.
+    """
+    hosts = tuple(
+        dataclasses.replace(h, links=(), routes=None, netfilter=None, namespaces=(), linux_bridges=None)
+        for h in dp.hosts
+    )
+    return ir.Dataplane(hosts)
