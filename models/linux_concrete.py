@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from models.openflow_concrete import CEmission, CResult, CStep
 from verifier import linux as lx
 from verifier.header import CT_STATE_BITS, ETH_TYPE_ARP, ETH_TYPE_IP, ETH_TYPE_IPV6
+from verifier.snapshot.iptables_print import format_rule
 
 TRK = CT_STATE_BITS["trk"]
 NEW = TRK | CT_STATE_BITS["new"]
@@ -92,7 +93,7 @@ class ConcreteNetfilter:
             if unknown:
                 state.verdict, state.unknown = None, f"{rule.provenance}: {'; '.join(unknown)}"
                 return "unknown"
-            notes.append(CStep(None, None, f"{table.name} {rule.chain}: {rule.provenance.text or rule.provenance}"))
+            notes.append(CStep(None, None, rule_text(table.name, rule)))
             t = rule.target
             if t is None or isinstance(t, lx.NoEffect):
                 continue
@@ -225,6 +226,20 @@ class ConcreteNamespace:
             (r for r in ns.routes or () if r.table in ("main", "local") and ":" not in r.destination),
             key=lambda r: (-_plen(r.destination), r.metric or 0),
         )
+        self.local |= {
+            int(ipaddress.ip_network(r.destination).network_address)
+            for r in self.routes
+            if r.kind == "local" and _plen(r.destination) == 32
+        }
+        self.broadcast = {0xFFFFFFFF} | {
+            int(ipaddress.ip_network(r.destination).network_address)
+            for r in self.routes
+            if r.kind == "broadcast" and _plen(r.destination) == 32
+        }
+        for a in ns.addresses:
+            net = ipaddress.ip_interface(f"{a.address}/{a.prefixlen}").network
+            if net.version == 4 and net.prefixlen < 31:
+                self.broadcast.add(int(net.broadcast_address))
 
     def run(self, packet: dict[str, int]) -> CResult:
         result = CResult()
@@ -258,11 +273,22 @@ class ConcreteNamespace:
             nat = self._table(result, pkt, "nat", "PREROUTING", pre)
             if nat is None or not self._apply(result, pkt, nat.nat, iface):
                 return result
-        if pkt["ip_dst"] in self.local or pkt["ip_dst"] >> 24 == 127:
+        src, dst = pkt["ip_src"], pkt["ip_dst"]
+        if src >> 28 == 0xE or src == 0xFFFFFFFF or src >> 24 == 127:
+            return self._drop(result, "martian source (multicast, broadcast or loopback): dropped")
+        if src in self.local:
+            return self._drop(result, "martian source (one of the namespace's own addresses): dropped")
+        everyone = dst in self.broadcast or dst >> 28 == 0xE
+        if not everyone and (src >> 24 == 0 or dst >> 24 in (0, 127)):
+            return self._drop(result, "martian address (0.0.0.0/8 or loopback): dropped")
+        if everyone or dst in self.local:
             for table in ("mangle", "filter"):
                 if self._table(result, pkt, table, "INPUT", pre) is None:
                     return result
             return self._local(result, pkt, "delivered to the namespace's own stack")
+        if pkt["eth_dst"] != mac:
+            note = f"not for a local address, in a frame not sent to {iface}'s MAC: not forwarded"
+            return self._drop(result, note)
         route = self._lookup(pkt["ip_dst"])
         if route is None:
             return self._drop(result, "no route to the destination")
@@ -273,6 +299,8 @@ class ConcreteNamespace:
         pkt["ip_ttl"] -= 1
         # Each next hop of a multipath route is one possible copy (the kernel hashes a flow onto one).
         for hop in route.nexthops or (lx.NextHop(route.gateway, route.device),):
+            if hop.dead:
+                continue
             if hop.device is None:
                 self._drop(result, "route without a device")
                 continue
@@ -329,7 +357,9 @@ class ConcreteNamespace:
 
     def _lookup(self, dst: int) -> lx.Route | None:
         for r in self.routes:
-            if r.kind == "local":
+            if r.kind in ("local", "broadcast") or r.table != "main" or r.dead:
+                continue
+            if r.nexthops and all(n.dead for n in r.nexthops):
                 continue
             net = ipaddress.ip_network("0.0.0.0/0" if r.destination == "default" else r.destination, strict=False)
             if ipaddress.IPv4Address(dst) in net:
@@ -462,3 +492,12 @@ class ConcreteFirewall:
         pkt.update({"ct_state": 0, "ct_zone": 0, "ct_mark": 0, "pkt_mark": 0})
         result.emissions.append(CEmission(out_port, pkt, tuple(result.steps)))
         return result
+
+
+def rule_text(table: str, rule: lx.Rule) -> str:
+    """A rule as a step shows it: its table, its ``-A`` line and where it came from."""
+    try:
+        line = format_rule(rule.chain, rule)
+    except ValueError:
+        line = rule.provenance.text or f"-A {rule.chain} (unprintable rule)"
+    return f"{table}: {line}  [{rule.provenance}]"

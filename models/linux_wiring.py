@@ -25,6 +25,7 @@ from models.namespace import LOCAL, NamespaceDevice
 from models.netfilter import Netfilter
 from verifier import ir
 from verifier import linux as lx
+from verifier.header import parse_mac
 from verifier.neutron.model import Neutron
 from verifier.neutron.naming import parse_device_name, parse_namespace
 from verifier.topology import Endpoint, Location
@@ -69,7 +70,7 @@ def wire_linux(
                 continue
             bridge_loc, ofport = target
             _unplug(net, bridge_loc, ofport)
-            net.links[(bridge_loc, ofport)] = _wire(loc, number, f"{name} into {ns.name}", external)
+            net.links[(bridge_loc, ofport)] = _wire(loc, number, f"{name} into {ns.name}", False)
             net.links[(loc, number)] = _wire(bridge_loc, ofport, f"{name} out of {ns.name}", external)
     _wire_firewalls(net, host, ovs_ports, classify, ipsets, enforce_firewall)
 
@@ -139,34 +140,54 @@ def _stack_endpoint(host: str, ns: lx.Namespace, neutron: Neutron | None) -> End
     )
 
 
-def _neighbors(neutron: Neutron | None) -> Callable[[str, str], int | None]:
-    """MAC of the neighbour owning an IP on an interface's network (a Neutron port), None if unknown."""
-    table: dict[str, int] = {}
-    if neutron is not None:
+class NeutronNeighbors:
+    """MACs of the neighbours owning IPs on an interface's network (its Neutron ports): what ARP resolves to."""
+
+    def __init__(self, neutron: Neutron | None) -> None:
+        self.neutron = neutron
+        self.table: dict[str, dict[int, int]] = {}
+        self._networks: dict[str, str | None] = {}
+        if neutron is None:
+            return
+        gateways = {p.device_id: p for p in neutron.ports if p.device_owner == "network:router_gateway"}
         for p in neutron.ports:
+            if p.device_owner == "network:floatingip":
+                continue  # its MAC is never used: the router holding the address answers ARP for it
             for ip in p.ips:
-                table.setdefault(f"{p.network_id}/{ip}", int(p.mac_address.replace(":", ""), 16))
+                if ip.version == 4:
+                    self.table.setdefault(p.network_id, {}).setdefault(int(ip), parse_mac(p.mac_address))
+        for fip in neutron.floatingips:
+            gateway = gateways.get(fip.router_id or "")
+            if gateway is not None and fip.floating_ip_address.version == 4:
+                mac = parse_mac(gateway.mac_address)
+                self.table.setdefault(fip.floating_network_id, {}).setdefault(int(fip.floating_ip_address), mac)
 
-    def network_of(iface: str) -> str | None:
-        parsed = parse_device_name(iface)
-        if parsed is None or neutron is None:
-            return None
-        for p in neutron.ports:
-            if p.id.lower().startswith(parsed[1].lower()):
-                return p.network_id
-        return None
+    def _network_of(self, iface: str) -> str | None:
+        if iface not in self._networks:
+            parsed = parse_device_name(iface)
+            found = None
+            if parsed is not None and self.neutron is not None:
+                found = next(
+                    (p.network_id for p in self.neutron.ports if p.id.lower().startswith(parsed[1].lower())), None
+                )
+            self._networks[iface] = found
+        return self._networks[iface]
 
-    def lookup(iface: str, ip: str) -> int | None:
-        network = network_of(iface)
-        if network is None:
-            return None
+    def on(self, iface: str) -> dict[int, int]:
+        """Every (IPv4 address, MAC) known on the interface's network."""
+        network = self._network_of(iface)
+        return self.table.get(network, {}) if network is not None else {}
+
+    def __call__(self, iface: str, ip: str) -> int | None:
         try:
-            ipaddress.ip_address(ip)
+            address = ipaddress.ip_address(ip)
         except ValueError:
             return None
-        return table.get(f"{network}/{ip}")
+        return self.on(iface).get(int(address)) if address.version == 4 else None
 
-    return lookup
+
+def _neighbors(neutron: Neutron | None) -> NeutronNeighbors:
+    return NeutronNeighbors(neutron)
 
 
 def _wire_firewalls(

@@ -243,16 +243,65 @@ class NamespaceDevice:
 
     def _route(self, ctx: Context, flow: _Flow, iface: str) -> list[Branch]:
         out: list[Branch] = []
-        dst = flow.pkt.fields["ip_dst"]
+        pkt = flow.pkt
+        src, dst = pkt.fields["ip_src"], pkt.fields["ip_dst"]
+        martian_src = sy.or_(
+            sy.test(src, 0xE0000000, 0xF0000000),
+            sy.test(src, 0xFFFFFFFF, 0xFFFFFFFF),
+            sy.test(src, 0x7F000000, 0xFF000000),
+        )
+        bad = ctx.assume(pkt, martian_src)
+        if bad is not None:
+            out.append(self._drop(_Flow(bad, flow.steps), "martian source (multicast, broadcast or loopback): dropped"))
+        pkt = ctx.assume(pkt, sy.not_(martian_src))  # type: ignore[assignment]
+        if pkt is None:
+            return out
+        # Source validation (fib_validate_source, accept_local 0): a packet from one of the namespace's own addresses.
+        spoofed = self.table.is_local(src)
+        bad = ctx.assume(pkt, spoofed)
+        if bad is not None:
+            out.append(
+                self._drop(_Flow(bad, flow.steps), "martian source (one of the namespace's own addresses): dropped")
+            )
+        pkt = ctx.assume(pkt, sy.not_(spoofed))  # type: ignore[assignment]
+        if pkt is None:
+            return out
+        broadcast = self.table.is_broadcast_or_multicast(dst)
+        everyone = ctx.assume(pkt, broadcast)
+        if everyone is not None:
+            f = _Flow(everyone, (*flow.steps, self._step("routing: broadcast or multicast, for the namespace itself")))
+            out.extend(self._input(ctx, f, iface))
+        pkt = ctx.assume(pkt, sy.not_(broadcast))  # type: ignore[assignment]
+        if pkt is None:
+            return out
+        martian = sy.or_(sy.test(src, 0, 0xFF000000), sy.test(dst, 0, 0xFF000000), sy.test(dst, 0x7F000000, 0xFF000000))
+        bad = ctx.assume(pkt, martian)
+        if bad is not None:
+            out.append(self._drop(_Flow(bad, flow.steps), "martian address (0.0.0.0/8 or loopback): dropped"))
+        pkt = ctx.assume(pkt, sy.not_(martian))  # type: ignore[assignment]
+        if pkt is None:
+            return out
+        flow = _Flow(pkt, flow.steps)
         local = self.table.is_local(dst)
         here = ctx.assume(flow.pkt, local)
         if here is not None:
             f = _Flow(here, (*flow.steps, self._step("routing: a local address")))
-            hook = Hook(in_iface=iface)
-            for m in self._chain(ctx, f, "mangle", "INPUT", hook, out):
-                for g in self._chain(ctx, m, "filter", "INPUT", hook, out):
-                    out.append(self._deliver(g[0], "delivered to the namespace's own stack"))
+            out.extend(self._input(ctx, f, iface))
         away = ctx.assume(flow.pkt, sy.not_(local))
+        if away is None:
+            return out
+        mac = self.macs.get(iface)
+        # The kernel forwards only frames sent to the interface's own MAC (ip_forward drops any other pkt_type).
+        to_me = sy.test(away.fields["eth_dst"], mac, (1 << 48) - 1) if mac is not None else False
+        stray = ctx.assume(away, sy.not_(to_me))
+        if stray is not None:
+            out.append(
+                self._drop(
+                    _Flow(stray, flow.steps),
+                    f"not for a local address, in a frame not sent to {iface}'s MAC: not forwarded",
+                )
+            )
+        away = ctx.assume(away, to_me)
         if away is None:
             return out
         for cond, hops in self.table.lookup(away.fields["ip_dst"]):
@@ -264,6 +313,15 @@ class NamespaceDevice:
                 continue
             for hop in hops:
                 out.extend(self._forward(ctx, _Flow(routed, flow.steps), iface, hop))
+        return out
+
+    def _input(self, ctx: Context, flow: _Flow, iface: str) -> list[Branch]:
+        """mangle and filter INPUT, then the namespace's own stack."""
+        out: list[Branch] = []
+        hook = Hook(in_iface=iface)
+        for m in self._chain(ctx, flow, "mangle", "INPUT", hook, out):
+            for g in self._chain(ctx, m, "filter", "INPUT", hook, out):
+                out.append(self._deliver(g[0], "delivered to the namespace's own stack"))
         return out
 
     def _forward(self, ctx: Context, flow: _Flow, iface: str, hop: object) -> list[Branch]:
@@ -340,7 +398,13 @@ class NamespaceDevice:
                 fields["eth_dst"] = known
             else:
                 unknown = ctx.fresh("neighbor_mac", 48)
-                fields["eth_dst"] = unknown
+                resolved: sy.Value = unknown
+                table = getattr(self.neighbor, "on", None)
+                if target is None and table is not None and ctx.precise:
+                    # A symbolic destination: the MAC ARP gives for whichever known neighbour it is.
+                    for ip, neighbor_mac in sorted(table(iface).items()):
+                        resolved = sy.ite(sy.test(dst, ip, 0xFFFFFFFF), neighbor_mac, resolved, 48)
+                fields["eth_dst"] = resolved
                 choices = (("neighbor_mac", unknown),)
         pkt = flow.pkt.with_fields(fields)
         out_step = Step(self.host, self.name, None, "note", note=f"out of {iface}", choices=choices)

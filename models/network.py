@@ -87,13 +87,28 @@ class Wire:
 
     Crossing it clears OVS pipeline metadata; ``external`` marks the packet as
     having been on an external network (models.linux_wiring sets it on links
-    out of a router's gateway interface and in from a provider uplink).
+    out of a router's gateway interface, the way a packet leaves a router for
+    the outside).  With the network option ``external_sink`` the packet stops
+    there instead, delivered to "the external network" (public).
     """
 
     location: Location
     port: int
     name: str
     external: bool = False
+
+
+def external_endpoint(location: Location, port: int, via: str) -> Endpoint:
+    """Where a packet ends when it leaves a router for the outside and the network stops it there."""
+    return Endpoint(
+        id=f"external:{location.host}:{location.device}:{port}",
+        host=location.host,
+        bridge=location.device,
+        port=port,
+        device=via,
+        kind="external",
+        label=f"the external network (public), through {via} on {location.host}",
+    )
 
 
 @dataclass(frozen=True)
@@ -134,6 +149,7 @@ class OvsNetwork:
         linux: bool = True,
         enforce_firewall: bool = True,
         ipsets: Mapping[str, tuple[str, ...]] | None = None,
+        external_sink: bool = False,
     ) -> None:
         self.dataplane = dataplane
         self.options = {
@@ -144,7 +160,9 @@ class OvsNetwork:
             "linux": linux,
             "enforce_firewall": enforce_firewall,
             "ipsets": ipsets,
+            "external_sink": external_sink,
         }
+        self.external_sink = external_sink
         self.devices: dict[Location, Device] = {}
         self.links: dict[tuple[Location, int], Wire | TunnelPort | Endpoint | _Dead] = {}
         self.endpoints: dict[str, Endpoint] = {}
@@ -266,6 +284,8 @@ class OvsNetwork:
         if isinstance(link, Wire):
             cleared: dict[str, sy.Value] = {name: 0 for name in _METADATA}
             cleared["in_port"] = link.port
+            if link.external and self.external_sink:
+                return [Terminal(Delivered(external_endpoint(location, port, link.name)), pkt)]
             if link.external:
                 cleared["path_flags"] = sy.set_bits(pkt.fields["path_flags"], PATH_EXTERNAL, PATH_EXTERNAL, 8)
             return [Enter(link.location, link.port, pkt.with_fields(cleared), via=link.name)]

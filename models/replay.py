@@ -26,7 +26,7 @@ from models.openflow import OpenFlowBridge
 from models.openflow_concrete import ConcreteBridge, CResult, CStep
 from verifier import ir
 from verifier import symbolic as sy
-from verifier.engine import Hop, Path
+from verifier.engine import Hop, Path, resolve_alternatives
 from verifier.header import CT_STATE_BITS, FIELD_NAMES, FIELDS, describe, normalize
 from verifier.packet import Context, Mode, PacketState
 from verifier.snapshot.flow_writer import format_flow, format_rule
@@ -96,6 +96,7 @@ def default_preferences(mac: int | None = None, ip: int | None = None) -> list[t
 
 def replay(net: OvsNetwork, start: Location, path: Path, concrete: Concrete, title: str, source: str) -> Counterexample:
     """Run the concrete packet along ``path`` through the concrete twins and build the report."""
+    path = resolve_alternatives(path, lambda lit: z3.is_true(concrete.model.eval(lit, model_completion=True)))
     learned = _learned_flows(path, concrete.model)
     ct_states = _ct_states(path, concrete.model)
     packet = dict(concrete.packet)
@@ -288,7 +289,9 @@ def _trace_hop(
 ) -> TraceHop:
     steps = []
     for s in result.steps:
-        if s.flow is None:
+        if s.flow is None and s.table is None:
+            steps.append(s.note)
+        elif s.flow is None:
             steps.append(f"table {s.table}: {s.note or 'table miss'}")
         else:
             steps.append(f"table {s.table} [{s.flow.provenance}] {format_rule(s.flow)}")

@@ -2,8 +2,12 @@
 
 Linux picks the longest matching prefix (lowest metric on ties) of the main
 table; ``local`` routes and the addresses configured on any interface make a
-destination local (the weak host model).  A multipath route offers every next
-hop (which one a flow takes depends on a hash: all are possible).
+destination local (the weak host model).  The limited broadcast
+255.255.255.255, the directed broadcast of every configured prefix shorter than
+/31 and ``broadcast`` routes of the local table are delivered locally too, as
+is multicast (no namespace Neutron builds routes multicast).  A multipath route
+offers every next hop that is not dead (which one a flow takes depends on a
+hash: all are possible); a dead single-path route is skipped.
 """
 
 from __future__ import annotations
@@ -62,11 +66,26 @@ class RouteTable:
             if r.kind == "local" and p.length == 32:
                 self.local.append(p.value)
         self.local = sorted(set(self.local))
+        self.broadcast: list[int] = [0xFFFFFFFF]
+        for a in addresses:
+            iface = ipaddress.ip_interface(f"{a.address}/{a.prefixlen}")
+            if iface.version == 4 and iface.network.prefixlen < 31:
+                self.broadcast.append(int(iface.network.broadcast_address))
+        for p, r in self.entries:
+            if r.kind == "broadcast" and p.length == 32:
+                self.broadcast.append(p.value)
+        self.broadcast = sorted(set(self.broadcast))
 
     def is_local(self, dst: sy.Value) -> sy.Cond:
         """The destination is one of the namespace's own addresses (or loopback 127/8)."""
         conds = [sy.test(dst, a, 0xFFFFFFFF) for a in self.local]
         conds.append(sy.test(dst, 0x7F000000, 0xFF000000))
+        return sy.or_(*conds)
+
+    def is_broadcast_or_multicast(self, dst: sy.Value) -> sy.Cond:
+        """The destination is a broadcast address of the namespace, or multicast (224/4): delivered locally."""
+        conds = [sy.test(dst, b, 0xFFFFFFFF) for b in self.broadcast]
+        conds.append(sy.test(dst, 0xE0000000, 0xF0000000))
         return sy.or_(*conds)
 
     def lookup(self, dst: sy.Value) -> list[tuple[sy.Cond, list[Hop] | None]]:
@@ -78,7 +97,7 @@ class RouteTable:
         out: list[tuple[sy.Cond, list[Hop] | None]] = []
         earlier: list[sy.Cond] = []
         for p, r in self.entries:
-            if r.kind == "local":
+            if r.kind in ("local", "broadcast") or r.table != "main" or not _usable(r):
                 continue
             cond = sy.test(dst, p.value & p.mask, p.mask)
             if cond is False:
@@ -102,5 +121,12 @@ def _hops(r: lx.Route) -> list[Hop]:
     if r.kind in ("blackhole", "unreachable", "prohibit", "throw"):
         return [Hop(None, None, r, r.kind)]
     if r.nexthops:
-        return [Hop(n.device, n.gateway, r) for n in r.nexthops]
+        return [Hop(n.device, n.gateway, r) for n in r.nexthops if not n.dead]
     return [Hop(r.device, r.gateway, r)]
+
+
+def _usable(r: lx.Route) -> bool:
+    """A route the kernel still uses: not marked dead, and not a multipath route whose next hops are all dead."""
+    if r.dead:
+        return False
+    return not r.nexthops or any(not n.dead for n in r.nexthops)
