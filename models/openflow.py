@@ -8,7 +8,8 @@ all explored), a miss ends the lookup (in a resubmit, the caller goes on),
 ``resubmit(port,table)`` matches as if from ``port`` but acts with the real
 input port, resubmits to the same or an earlier table deepen the translation
 and 64 levels abort it (every output is dropped), output to the input port is
-skipped, and ``dec_ttl`` on TTL 0/1 ends the pipeline with a packet-in.
+skipped, and ``dec_ttl`` on TTL 0/1 sends a packet-in and skips the rest of
+its flow's actions (those of a flow that resubmitted to it still run).
 """
 
 from __future__ import annotations
@@ -51,7 +52,19 @@ class _World:
     than dataclasses.replace on this hot path) makes changed copies.
     """
 
-    __slots__ = ("depth", "emissions", "ends", "error", "halted", "pkt", "resubmits", "steps", "table", "unknown")
+    __slots__ = (
+        "depth",
+        "emissions",
+        "ends",
+        "error",
+        "halted",
+        "pkt",
+        "resubmits",
+        "steps",
+        "table",
+        "table_stopped",
+        "unknown",
+    )
 
     def __init__(
         self,
@@ -65,6 +78,7 @@ class _World:
         unknown: tuple[str, ...] = (),
         halted: bool = False,
         error: str | None = None,
+        table_stopped: bool = False,
     ) -> None:
         self.pkt = pkt
         self.table = table
@@ -76,6 +90,8 @@ class _World:
         self.unknown = unknown
         self.halted = halted
         self.error = error
+        # The rest of the current flow's actions are skipped; the caller's (after a resubmit) still run.
+        self.table_stopped = table_stopped
 
 
 def replace(w: _World, **changes: object) -> _World:
@@ -91,6 +107,7 @@ def replace(w: _World, **changes: object) -> _World:
     new.unknown = w.unknown
     new.halted = w.halted
     new.error = w.error
+    new.table_stopped = w.table_stopped
     for name, value in changes.items():
         setattr(new, name, value)
     return new
@@ -247,7 +264,7 @@ class OpenFlowBridge:
                     continue
                 done = self._run(ctx, [inner], entry.actions, entry)
             for d in done:
-                results.append(replace(d, table=w.table, depth=w.depth))
+                results.append(replace(d, table=w.table, depth=w.depth, table_stopped=False))
         return results
 
     # ------------------------------------------------------------ actions
@@ -256,7 +273,7 @@ class OpenFlowBridge:
         for action in actions:
             nxt: list[_World] = []
             for w in worlds:
-                if w.halted or w.error is not None:
+                if w.halted or w.table_stopped or w.error is not None:
                     nxt.append(w)
                 else:
                     nxt.extend(self._apply(ctx, w, action, flow))
@@ -417,8 +434,9 @@ class OpenFlowBridge:
         low = sy.test(ttl, 0, 0xFE)
         expired = ctx.assume(ip, low)
         if expired is not None:
-            note = "dec_ttl: TTL exception, packet sent to the controller, pipeline ends"
-            out.append(replace(self._note(replace(w, pkt=expired), flow, note), halted=True))
+            # compose_dec_ttl(): a packet-in, and the rest of this flow's actions are skipped (not the caller's).
+            note = "dec_ttl: TTL exception, packet sent to the controller, the flow's remaining actions skipped"
+            out.append(replace(self._note(replace(w, pkt=expired), flow, note), table_stopped=True))
         alive = ctx.assume(ip, sy.not_(low))
         if alive is not None:
             out.append(replace(w, pkt=alive.with_fields({"ip_ttl": sy.add(ttl, -1, 8)})))

@@ -66,6 +66,10 @@ class _Stop(Exception):
     """Raised to end the translation (exit, unsupported action, TTL exception)."""
 
 
+class _TableStop(Exception):
+    """Raised to skip the rest of the current flow's actions (a TTL exception); the caller's go on."""
+
+
 class _Abort(Exception):
     """Raised when OVS would abort the translation (depth or resubmit limits)."""
 
@@ -135,6 +139,8 @@ class ConcreteBridge:
         st.table = table
         try:
             self._actions(st, flow.actions, flow)
+        except _TableStop:
+            pass
         finally:
             st.table, st.depth = saved_table, saved_depth
 
@@ -189,8 +195,9 @@ class ConcreteBridge:
         elif isinstance(a, ir.DecTtl):
             if pkt["eth_type"] in (ETH_TYPE_IP, ETH_TYPE_IPV6):
                 if pkt["ip_ttl"] <= 1:
-                    st.result.ends.append(CStep(st.table, flow, "dec_ttl: TTL exception, sent to the controller"))
-                    raise _Stop
+                    note = "dec_ttl: TTL exception, packet sent to the controller, the flow's remaining actions skipped"
+                    st.result.ends.append(CStep(st.table, flow, note))
+                    raise _TableStop
                 pkt["ip_ttl"] -= 1
         elif isinstance(a, (ir.Learn, ir.NoOp)):
             pass
@@ -200,7 +207,7 @@ class ConcreteBridge:
             pkt["ct_state"] = pkt["ct_zone"] = pkt["ct_mark"] = 0
         elif isinstance(a, ir.Clone):
             saved = dict(pkt)
-            with contextlib.suppress(_Stop):
+            with contextlib.suppress(_Stop, _TableStop):
                 self._actions(st, a.actions, flow)
             st.pkt = saved
         elif isinstance(a, ir.Exit):

@@ -503,10 +503,14 @@ def test_resubmit_count_limit(
 DEC_TTL_FLOWS = """
 table=0,priority=1,in_port=p1 actions=output:p3,dec_ttl,output:p2
 table=0,priority=1,in_port=p2 actions=dec_ttl,dec_ttl,output:p3
+table=0,priority=1,in_port=p3 actions=resubmit(,1),output:p1,resubmit(,1)
+table=1,priority=1 actions=dec_ttl,output:p2
 """
+"""p3: a TTL exception in a resubmitted flow skips the rest of that flow only; the caller goes on
+(output:p1, and the second resubmit's own packet-in), as Hypothesis found out."""
 
 
-@pytest.mark.parametrize("in_port", [1, 2])
+@pytest.mark.parametrize("in_port", [1, 2, 3])
 @pytest.mark.parametrize("ttl", [0, 1, 2, 3])
 @pytest.mark.parametrize("eth_type", [0x0800, 0x86DD, 0x0806])
 def test_dec_ttl(ovs: OvsSandbox, bridge_installer: BridgeInstaller, in_port: int, ttl: int, eth_type: int) -> None:
@@ -519,6 +523,8 @@ def test_dec_ttl(ovs: OvsSandbox, bridge_installer: BridgeInstaller, in_port: in
     (c,) = assert_agree(ovs, bridge_installer, bridge, [packet(in_port, **fields)])
     if eth_type == 0x0800 and ttl <= 1:
         assert any(o.controller_reason == 2 for o in c.ovs)
+    if in_port == 3 and eth_type == 0x0800 and ttl <= 1:
+        assert sum(o.controller_reason == 2 for o in c.ovs) == 2 and any(o.port == "p1" for o in c.ovs)
 
 
 IN_PORT_FLOWS = """

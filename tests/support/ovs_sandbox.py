@@ -165,10 +165,11 @@ OVS_BEHAVIOURS: Mapping[str, str] = {
     "max_depth": "A resubmit loop stops at '>>>> over max translation depth 64 <<<<' and 'Translation "
     "failed (Recursion too deep), packet is dropped.': Datapath actions is 'drop', so outputs made "
     "before the loop are lost too.",
-    "dec_ttl": "dec_ttl on nw_ttl 0 or 1 prints '>> IPv4 decrement TTL exception' and ends the pipeline "
-    "with userspace(pid=0,controller(reason=2,...)): a packet-in (reason invalid TTL) of the packet "
-    "with its TTL unchanged; outputs before it stay, actions after it never run.  On a non-IP frame "
-    "dec_ttl does nothing.",
+    "dec_ttl": "dec_ttl on nw_ttl 0 or 1 prints '>> IPv4 decrement TTL exception' and sends "
+    "userspace(pid=0,controller(reason=2,...)): a packet-in (reason invalid TTL) of the packet with its "
+    "TTL unchanged; outputs before it stay, the rest of its flow's actions never run, but the actions "
+    "of a flow that resubmitted to it do (compose_dec_ttl stops only the current action list).  On a "
+    "non-IP frame dec_ttl does nothing.",
     # ---- conntrack
     "ct_fork": "ct(table=N) gives 'ct(...),recirc(id)': the resumed pass has its own block and "
     "'Datapath actions:'; the original pipeline goes on after ct() untracked, its later outputs "
