@@ -11,7 +11,7 @@ ASSUMPTIONS_OVS: tuple[str, ...] = (
     "MAC learning is over-approximated: NORMAL may send a frame to any port of its VLAN, "
     "and learn() may have installed any entry a packet reaching it could install",
     "flows with an idle or hard timeout may have expired",
-    "VMs may send any frame; the iptables firewall on qbr (security groups) is not part of this check",
+    "VMs may send any frame",
     "packets sent to the OpenFlow controller are not re-injected",
     "the tunnel underlay delivers a tunnel packet to the host owning its destination address, "
     "and tenant VMs cannot reach the underlay",

@@ -11,6 +11,19 @@ the same project is reported as a cross-network leak, not a violation.
 Overlapping tenant CIDRs are normal: isolation comes from VLANs and tunnel
 keys, never from addresses.
 
+Through routers: the packet may cross router namespaces (routing, NAT,
+their iptables) and DHCP namespaces on its way, so a subnet of another
+project attached to a project's router is a violation between the two (the
+router forwards between them), unless the user allows the pair (``allow``,
+``--allow P:Q``: its paths become findings).  A packet that leaves through a
+router's gateway or a physical uplink is on the public external network and
+ends there: going out and coming back in through a floating IP is public
+traffic, not a violation.  The verdict does not rely on security groups
+(VMs are untrusted, and a security group is the tenant's own setting); for
+every violating pair a finding says whether, with the security groups
+applied, packets still get through, or only security groups stand between
+the two projects.
+
 Without neutron.json the dataplane alone is checked: each access port's
 segment is the set of tunnel keys its frames leave its host with before
 anything is learned (or its host and local VLAN when they never leave), and a
@@ -21,7 +34,8 @@ source, a superset of the ports it may reach; if no foreign port is in it, the
 property holds.  Each foreign port it lists is then searched for precisely
 with Z3, directed by the graph: a path found is a violation with a concrete
 counterexample (replayed through the concrete twins); a search that finds
-nothing refutes that candidate.
+nothing refutes that candidate, and a search that runs out of its state
+budget makes the verdict unknown, never holds.
 """
 
 from __future__ import annotations
@@ -35,14 +49,27 @@ from models.network import OvsNetwork
 from models.replay import Disagreement, concretize, default_preferences, replay
 from properties.common import ASSUMPTIONS_OVS, coverage, source_packet
 from verifier.deployment import Deployment
-from verifier.engine import AbstractGraph, Path, Prune, explore, outcome_key
+from verifier.engine import AbstractGraph, BudgetExhausted, Path, Prune, explore, outcome_key
 from verifier.header import parse_mac
 from verifier.packet import Context, Mode, PacketState
 from verifier.topology import Delivered, Endpoint, LeftCloud, Location, Outcome, Undecided
 from verifier.verdict import Counterexample, Finding, Verdict
 
 PROPERTY = "isolation"
+ASSUMPTIONS_ISOLATION = (
+    "security groups (the iptables firewall on qbr) are not relied on: a finding says, for each violating "
+    "pair, whether with them applied packets still get through",
+    "router and DHCP namespaces forward as their routes and iptables say, every packet being the first of its "
+    "connection; a next hop whose MAC neutron.json does not give may have any MAC",
+    "what leaves through a router's gateway or a physical uplink is on the public external network: a path "
+    "out and back in through a floating IP is public, not a violation",
+)
 MAX_ATTEMPTS_PER_CLASS = 16
+# Device visits allowed to one precise search: deciding whether a candidate is
+# real, and (once it is) finding a more readable example of it.  A search that
+# runs out is undecided, never refuted.
+SEARCH_BUDGET = 20_000
+PROFILE_BUDGET = 300
 
 Segment = frozenset[int] | tuple[str, int | None]
 
@@ -63,6 +90,7 @@ class _Found:
     path: Path
     ctx: Context
     source: PacketState
+    net: OvsNetwork
 
 
 @dataclass
@@ -71,31 +99,32 @@ class _Result:
     findings: list[Finding] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     pairs: set[tuple[str, str]] = field(default_factory=set)
+    example_pairs: list[tuple[str, str]] = field(default_factory=list)
     refuted: int = 0
 
 
-def check_isolation(deployment: Deployment, *, net: OvsNetwork | None = None) -> Verdict:
-    """Prove or refute tenant isolation (segment isolation without neutron.json)."""
+def check_isolation(
+    deployment: Deployment, *, net: OvsNetwork | None = None, allow: Iterable[tuple[str, str]] = ()
+) -> Verdict:
+    """Prove or refute tenant isolation (segment isolation without neutron.json).
+
+    ``allow`` lists pairs of projects the user allows to talk (both ways):
+    their paths are reported as findings, not violations.
+    """
     started = time.perf_counter()
-    net = net or build_network(deployment)
-    graph = AbstractGraph(net)
+    base = net or build_network(deployment)
+    plain = _with(base, enforce_firewall=False, external_sink=True)
     by_neutron = deployment.neutron is not None
-    sources = _sources(net, by_neutron)
+    sources = _sources(plain, by_neutron)
     if not sources:
         return Verdict(PROPERTY, "vacuous", "no VM port on any bridge: nothing to check", coverage=coverage(deployment))
-    nodes = {
-        s.id: graph.node(Location(s.host, s.bridge), source_packet(graph.ctx, s.port, prefix="abs")) for s in sources
-    }
-    graph.expand()
-    segments = {} if by_neutron else _segments(net, sources)
+    segments = {} if by_neutron else _segments(plain, sources)
     groups = {_name(segments[s.id]) if segments else (s.project or "?") for s in sources}
-    candidates = []
-    for s in sources:
-        for oid in _bits(graph.reach(nodes[s.id])):
-            c = _classify(deployment, s, oid, graph.outcomes[oid], segments)
-            if c is not None:
-                candidates.append(c)
-    result = _confirm_all(deployment, net, graph, candidates)
+    result, graph, candidates = _run(deployment, plain, sources, segments)
+    allowed = {frozenset(p) for p in allow}
+    _apply_allow(result, allowed)
+    if by_neutron and result.pairs:
+        _security_groups_only(deployment, base, sources, result)
     stats = {
         "seconds": round(time.perf_counter() - started, 3),
         "sources": len(sources),
@@ -104,6 +133,69 @@ def check_isolation(deployment: Deployment, *, net: OvsNetwork | None = None) ->
         "refuted_candidates": result.refuted,
     }
     return _verdict(deployment, sources, groups, result, stats, by_neutron)
+
+
+def _with(net: OvsNetwork, **options: object) -> OvsNetwork:
+    """``net`` itself when it already has these options, else the variant that does."""
+    if all(net.options.get(k) == v for k, v in options.items()):
+        return net
+    return net.variant(**options)
+
+
+def _run(
+    deployment: Deployment,
+    net: OvsNetwork,
+    sources: list[Endpoint],
+    segments: dict[str, Segment],
+    *,
+    readable: bool = True,
+) -> tuple[_Result, AbstractGraph, list[_Candidate]]:
+    """The abstract graph from every source, then the precise confirmation of each candidate."""
+    graph = AbstractGraph(net)
+    nodes = {
+        s.id: graph.node(Location(s.host, s.bridge), source_packet(graph.ctx, s.port, prefix="abs")) for s in sources
+    }
+    graph.expand()
+    candidates = []
+    for s in sources:
+        for oid in _bits(graph.reach(nodes[s.id])):
+            c = _classify(deployment, s, oid, graph.outcomes[oid], segments)
+            if c is not None:
+                candidates.append(c)
+    return _confirm_all(deployment, net, graph, candidates, readable), graph, candidates
+
+
+def _apply_allow(result: _Result, allowed: set[frozenset[str]]) -> None:
+    """Move the paths between allowed pairs of projects from violations to findings."""
+    if not allowed:
+        return
+    kept = []
+    for pair, example in zip(result.example_pairs, result.examples, strict=True):
+        if frozenset(pair) in allowed:
+            result.findings.append(Finding("allowed", f"{example.title} (allowed by --allow {pair[0]}:{pair[1]})"))
+        else:
+            kept.append((pair, example))
+    result.example_pairs = [p for p, _ in kept]
+    result.examples = [e for _, e in kept]
+    result.pairs = {p for p in result.pairs if frozenset(p) not in allowed}
+
+
+def _security_groups_only(deployment: Deployment, base: OvsNetwork, sources: list[Endpoint], result: _Result) -> None:
+    """For each violating pair, whether the security groups (the qbr firewalls) stop every packet."""
+    guarded = _with(base, enforce_firewall=True, external_sink=True)
+    if not any(e.kind == "vm" and e.bridge.startswith("qbr") for e in guarded.endpoints.values()):
+        return
+    projects = {a for a, _ in result.pairs}
+    srcs = [s for s in _sources(guarded, True) if s.project in projects]
+    with_sg, _, _ = _run(deployment, guarded, srcs, {}, readable=False)
+    for a, b in sorted(result.pairs):
+        if (a, b) in with_sg.pairs:
+            text = f"{a} -> {b}: packets get through even with the security groups applied"
+        elif with_sg.unknown:
+            text = f"{a} -> {b}: whether the security groups stop every packet is undecided ({with_sg.unknown[0]})"
+        else:
+            text = f"{a} -> {b}: only security groups stand between the two projects (with them applied, no packet gets through)"
+        result.findings.append(Finding("security groups", text))
 
 
 # ---------------------------------------------------------------- sources and segments
@@ -184,7 +276,7 @@ def _classify(
     if not isinstance(outcome, Delivered):
         return None
     d = outcome.endpoint
-    if d.id == s.id or d.kind == "host":
+    if d.id == s.id or d.kind in ("host", "external"):
         return None
     if segments:
         if d.id not in segments or _overlap(segments[s.id], segments[d.id]):
@@ -224,7 +316,7 @@ def _left_cloud(deployment: Deployment, s: Endpoint, oid: int, outcome: LeftClou
 
 
 def _confirm_all(
-    deployment: Deployment, net: OvsNetwork, graph: AbstractGraph, candidates: list[_Candidate]
+    deployment: Deployment, net: OvsNetwork, graph: AbstractGraph, candidates: list[_Candidate], readable: bool
 ) -> _Result:
     """Search every class of candidates precisely until one of its members is confirmed."""
     result = _Result()
@@ -237,7 +329,7 @@ def _confirm_all(
         attempts[c.cls] = attempts.get(c.cls, 0) + 1
         if c.target not in guides:
             guides[c.target] = graph.guide(c.target)
-        found, doubts = _search(net, graph, c, guides[c.target])
+        found, doubts = _search(net, graph, c, guides[c.target], readable)
         if found is None:
             if doubts:
                 result.unknown.append(f"{c.source}: {doubts[0]}")
@@ -258,6 +350,7 @@ def _confirm_all(
             result.findings.append(Finding("cross-network leak", example.title))
             continue
         result.pairs.add(c.groups)
+        result.example_pairs.append(c.groups)
         result.examples.append(example)
     for cls, n in attempts.items():
         if cls not in done and n >= MAX_ATTEMPTS_PER_CLASS:
@@ -265,24 +358,40 @@ def _confirm_all(
     return result
 
 
-# Tried in order, so that a counterexample is an ordinary TCP or IPv4 packet when one exists.
-_PROFILES: tuple[dict[str, int], ...] = ({"eth_type": 0x0800, "ip_proto": 6}, {"eth_type": 0x0800}, {})
+# Tried in order once a path is known to exist, so that a counterexample is an
+# ordinary untagged TCP or IPv4 packet when one exists.
+_PROFILES: tuple[dict[str, int], ...] = (
+    {"eth_type": 0x0800, "ip_proto": 6, "vlan_tci": 0},
+    {"eth_type": 0x0800, "vlan_tci": 0},
+    {"eth_type": 0x0800},
+)
 
 
 def _search(
-    net: OvsNetwork, graph: AbstractGraph, c: _Candidate, prune: Prune
+    net: OvsNetwork, graph: AbstractGraph, c: _Candidate, prune: Prune, readable: bool
 ) -> tuple[_Found | None, tuple[str, ...]]:
-    """A precise path from the source to the candidate outcome, or None (with doubts if undecided)."""
-    doubts: tuple[str, ...] = ()
-    for profile in _PROFILES:
-        found, doubts = _search_with(net, graph, c, prune, profile)
-        if found is not None:
-            return found, ()
-    return None, doubts
+    """A precise path from the source to the candidate outcome, or None (with doubts if undecided).
+
+    The first search leaves every header open and decides whether a path
+    exists; only then (when ``readable``) are the profiles tried, for a more
+    readable example, each with a small budget: first with nothing learned,
+    then with learned entries.
+    """
+    found, doubts = _search_with(net, graph, c, prune, {}, SEARCH_BUDGET)
+    if found is None or not readable:
+        return found, doubts
+    # A path that needs no learned entry is the more convincing example.
+    quiet = net.without_learning()
+    for variant in (quiet, net):
+        for profile in _PROFILES:
+            nicer, _ = _search_with(variant, graph, c, prune, profile, PROFILE_BUDGET)
+            if nicer is not None:
+                return nicer, ()
+    return found, ()
 
 
 def _search_with(
-    net: OvsNetwork, graph: AbstractGraph, c: _Candidate, prune: Prune, profile: dict[str, int]
+    net: OvsNetwork, graph: AbstractGraph, c: _Candidate, prune: Prune, profile: dict[str, int], budget: int
 ) -> tuple[_Found | None, tuple[str, ...]]:
     ctx = Context(Mode.PRECISE)
     pkt = source_packet(ctx, c.source.port, prefix="vm", fixed=profile)
@@ -294,13 +403,17 @@ def _search_with(
         pkt,
         prune=prune,
         stop=lambda p: outcome_key(p.outcome) == want and not p.doubts,
+        max_states=budget,
     )
     hits = [p for p in paths if outcome_key(p.outcome) == want]
     clean = [p for p in hits if not p.doubts]
     if clean:
-        return _Found(clean[0], ctx, pkt), ()
+        return _Found(clean[0], ctx, pkt, net), ()
     if hits:
         return None, hits[0].doubts
+    gave_up = [p.outcome.reason for p in paths if isinstance(p.outcome, BudgetExhausted)]
+    if gave_up:
+        return None, (f"the precise search toward {graph.outcomes[c.target].describe()} {gave_up[0]}",)
     return None, ()
 
 
@@ -319,7 +432,7 @@ def _example(
         raise Disagreement("Z3 gave no model for a path it found feasible")
     outcome = graph.outcomes[c.target]
     title = f"{c.groups[0]} -> {c.groups[1]}: {src} reaches {outcome.describe().removeprefix('delivered to ')}"
-    return replay(net, Location(src.host, src.bridge), found.path, concrete, title, str(src))
+    return replay(found.net, Location(src.host, src.bridge), found.path, concrete, title, str(src))
 
 
 # ---------------------------------------------------------------- verdict
@@ -334,7 +447,7 @@ def _verdict(
     by_neutron: bool,
 ) -> Verdict:
     what = "projects" if by_neutron else "segments"
-    assumptions = list(ASSUMPTIONS_OVS)
+    assumptions = [*ASSUMPTIONS_OVS, *ASSUMPTIONS_ISOLATION]
     if not by_neutron:
         assumptions.append(
             "without neutron.json, networks are the tunnel-key segments the dumps reveal: a port plugged "

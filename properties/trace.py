@@ -20,6 +20,7 @@ from verifier.deployment import Deployment
 from verifier.engine import Path, explore
 from verifier.errors import UsageError
 from verifier.header import parse_mac
+from verifier.neutron.naming import parse_device_name
 from verifier.packet import Context, Mode, initial_packet
 from verifier.snapshot.flow_writer import format_match
 from verifier.topology import Delivered, Dropped, Endpoint, Location
@@ -45,7 +46,10 @@ class TraceReport:
 
 
 def resolve_source(net: OvsNetwork, deployment: Deployment, spec: str) -> Endpoint:
-    """The endpoint ``--from`` names: a device name, a Neutron port id (or prefix), port name or device id."""
+    """The endpoint ``--from`` names: a device name, a Neutron port id (or prefix), port name or device id.
+
+    Any device of a VM port (tap, qvb, qvo, qbr) names the VM: packets start at its tap.
+    """
     found: dict[str, Endpoint] = {}
     for e in net.endpoints.values():
         if spec in (e.device, e.id) or (
@@ -56,6 +60,15 @@ def resolve_source(net: OvsNetwork, deployment: Deployment, spec: str) -> Endpoi
     if not found and neutron is not None:
         ids = {p.id for p in neutron.ports if spec in (p.name, p.device_id)}
         found = {e.id: e for e in net.endpoints.values() if e.neutron_port in ids}
+    parsed = parse_device_name(spec)
+    if not found and parsed is not None and parsed[0] in ("tap", "qvo", "qvb", "qbr"):
+        # Another device of the same VM port (qvo on br-int, say): packets still start at the VM.
+        prefix = parsed[1].lower()
+        found = {
+            e.id: e
+            for e in net.endpoints.values()
+            if e.kind == "vm" and e.neutron_port is not None and e.neutron_port.lower().startswith(prefix)
+        }
     if len(found) == 1:
         return next(iter(found.values()))
     if not found:

@@ -25,7 +25,7 @@ EPILOG = """exit codes:
   3  unknown: something could not be decided (or there was nothing to check)
 """
 
-PROPERTIES = ("isolation", "all")
+PROPERTIES = ("isolation", "dhcp", "floating-ip")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "check", help="prove or refute a property", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    check.add_argument("property", choices=PROPERTIES, help="the property to check (all: every property)")
+    check.add_argument(
+        "property", choices=(*PROPERTIES, "all"), help="the property to check (all: every property, one exit code)"
+    )
     _input_args(check)
+    check.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="P:Q",
+        help="isolation: projects P and Q may talk (both ways); their paths become findings (repeatable)",
+    )
     check.add_argument("--json", action="store_true", help="print the versioned JSON report instead of text")
     check.add_argument("--verbose", action="store_true", help="also print statistics")
 
@@ -122,18 +131,56 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:
     from models.build import build_network
-    from properties.isolation import check_isolation
     from verifier.report import render_json, render_text
     from verifier.verdict import combine_exit
 
+    allow = [_project_pair(text) for text in args.allow]
     deployment = _load(args)
+    _known_projects(deployment, allow)
     net = build_network(deployment)
-    verdicts = [check_isolation(deployment, net=net)]
+    names = PROPERTIES if args.property == "all" else (args.property,)
+    verdicts = [_check(name, deployment, net, allow) for name in names]
     if args.json:
         out.write(render_json(deployment.name, verdicts))
     else:
         out.write(render_text(deployment.name, verdicts, verbose=args.verbose))
     return combine_exit(verdicts)
+
+
+def _check(name: str, deployment, net, allow: list[tuple[str, str]]):  # type: ignore[no-untyped-def]
+    """One property's verdict on one deployment (``net`` is its composed network, built once)."""
+    if name == "isolation":
+        from properties.isolation import check_isolation
+
+        return check_isolation(deployment, net=net, allow=allow)
+    if name == "dhcp":
+        from properties.dhcp import check_dhcp
+
+        return check_dhcp(deployment, net=net)
+    from properties.floating_ip import check_floating_ip
+
+    return check_floating_ip(deployment, net=net)
+
+
+def _project_pair(text: str) -> tuple[str, str]:
+    a, sep, b = text.partition(":")
+    if not sep or not a or not b or ":" in b:
+        raise UsageError("--allow", "expected two project ids as P:Q", text)
+    return a, b
+
+
+def _known_projects(deployment, allow: list[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
+    """An --allow naming a project the deployment does not have is a typo, not a no-op."""
+    neutron = deployment.neutron
+    if neutron is None:
+        if allow:
+            raise UsageError("--allow", "projects are only known with a neutron.json", f"{allow[0][0]}:{allow[0][1]}")
+        return
+    known = {n.project_id for n in neutron.networks} | {p.project_id for p in neutron.ports}
+    for a, b in allow:
+        for project in (a, b):
+            if project not in known:
+                raise UsageError("--allow", f"no network or port of project {project!r} in neutron.json", f"{a}:{b}")
 
 
 def cmd_trace(args: argparse.Namespace, out: TextIO) -> int:

@@ -36,34 +36,61 @@ def copy_tree(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_example_holds_with_the_golden_text() -> None:
+def test_example_is_violated_through_a_router_with_the_golden_text() -> None:
+    """The example attaches tenant-c's subnet to tenant-a's router on purpose: A -> C and C -> A."""
     code, out, err = run("check", "isolation", "--example", "seed-gre")
-    assert code == 0, err
+    assert code == 1, err
     golden = (GOLDEN / "isolation-seed-gre.txt").read_text()
     assert out == golden
+
+
+def test_allow_turns_the_router_paths_into_findings() -> None:
+    code, out, err = run("check", "isolation", "--example", "seed-gre", "--allow", "tenant-a:tenant-c")
+    assert code == 0, err
+    assert "isolation: HOLDS" in out
+    assert out.count("  allowed: ") == 2
+
+
+def test_allow_naming_an_unknown_project_is_exit_2() -> None:
+    code, out, err = run("check", "isolation", "--example", "seed-gre", "--allow", "tenant-a:tenant-x")
+    assert code == 2 and out == ""
+    assert "--allow" in err and "tenant-x" in err
+    assert run("check", "isolation", "--example", "seed-gre", "--allow", "tenant-a")[0] == 2
 
 
 def test_json_report_follows_the_schema() -> None:
     code, out, _ = run("check", "isolation", "--example", "seed-gre", "--json")
     doc = json.loads(out)
-    assert code == 0 == doc["exit_code"]
+    assert code == 1 == doc["exit_code"]
     assert doc["schema"] == "neutron-verifier/verdicts" and doc["version"] == 1
     (v,) = doc["verdicts"]
-    assert v["property"] == "isolation" and v["status"] == "holds" and v["exit_code"] == 0
+    assert v["property"] == "isolation" and v["status"] == "violated" and v["exit_code"] == 1
     for key in ("summary", "reasons", "assumptions", "coverage", "findings", "stats", "counterexamples"):
         assert key in v
+    assert {c["title"].split(":")[0] for c in v["counterexamples"]} == {"tenant-a -> tenant-c", "tenant-c -> tenant-a"}
+    assert all(c["hops"] for c in v["counterexamples"])
 
 
-def test_rendered_snapshot_holds(snapshot: Path) -> None:
-    code, out, _ = run("check", "isolation", "--snapshot", str(snapshot))
-    assert code == 0
-    assert "isolation: HOLDS" in out
+def test_rendered_snapshot_gives_the_same_verdicts_as_the_example(snapshot: Path) -> None:
+    code, out, _ = run("check", "all", "--snapshot", str(snapshot))
+    code_example, out_example, _ = run("check", "all", "--example", "seed-gre")
+    assert code == code_example == 1
+
+    def gist(text: str) -> list[str]:
+        """Verdict lines, counterexample titles and packets (provenance differs: file:line against render)."""
+        keep = ("isolation:", "dhcp:", "floating-ip:", "counterexample", "packet:", "outcome:", "security groups:")
+        return [line for line in text.splitlines() if line.strip().startswith(keep)]
+
+    assert gist(out) == gist(out_example)
+    assert len(gist(out)) >= 10
 
 
 def test_all_runs_every_property(snapshot: Path) -> None:
-    code, out, _ = run("check", "all", "--snapshot", str(snapshot), "--json")
-    assert code == 0
-    assert [v["property"] for v in json.loads(out)["verdicts"]] == ["isolation"]
+    code, out, _ = run("check", "all", "--snapshot", str(snapshot), "--json", "--allow", "tenant-a:tenant-c")
+    assert code == 0, out
+    verdicts = json.loads(out)["verdicts"]
+    assert [v["property"] for v in verdicts] == ["isolation", "dhcp", "floating-ip"]
+    assert [v["status"] for v in verdicts] == ["holds", "holds", "holds"]
 
 
 def test_violation_exits_1_with_a_replayable_counterexample(snapshot: Path, tmp_path: Path) -> None:
@@ -100,7 +127,9 @@ def test_lenient_turns_the_line_into_an_unknown_verdict(snapshot: Path, tmp_path
     lines = flows.read_text().splitlines()
     lines.insert(3, " cookie=0x0, table=0, priority=5,in_port=2,frobnicate=7 actions=drop")
     flows.write_text("\n".join(lines) + "\n")
-    code, out, _ = run("check", "isolation", "--snapshot", str(snap), "--lenient", "--json")
+    code, out, _ = run(
+        "check", "isolation", "--snapshot", str(snap), "--lenient", "--json", "--allow", "tenant-a:tenant-c"
+    )
     assert code == 3
     (v,) = json.loads(out)["verdicts"]
     assert v["status"] == "unknown"
@@ -134,8 +163,9 @@ def test_trace_from_a_vm_lists_outcomes() -> None:
 
 def test_trace_concrete_packet_has_one_destination_per_copy() -> None:
     """Every header field fixed: no branch on headers is left (no spoofing or tag drops); the only
-    copies that stop are the flood copies the network node's br-ex refuses (a tenant VLAN on the
-    physical bridge's patch port)."""
+    copies that stop are flood copies: the one the network node's br-ex refuses (a tenant VLAN on the
+    physical bridge's patch port) and those the DHCP and router namespaces of net-tenant-a ignore
+    (not their MAC).  A qvo device names its VM: the packet starts at the tap."""
     fields = [
         "dl_src=fa:16:3e:19:65:62",
         "dl_dst=fa:16:3e:7c:2e:91",
@@ -152,8 +182,11 @@ def test_trace_concrete_packet_has_one_destination_per_copy() -> None:
     assert code == 0
     outcomes = {o["outcome"] for o in json.loads(out)["outcomes"]}
     assert any(o.startswith("delivered to vm vm-a2") for o in outcomes)
-    drops = {o for o in outcomes if o.startswith("dropped")}
-    assert len(drops) == 1 and drops.pop().startswith("dropped: network br-ex table 0 priority 2")
+    drops = sorted(o for o in outcomes if o.startswith("dropped"))
+    assert len(drops) == 3
+    assert drops[0].startswith("dropped: network br-ex table 0 priority 2")
+    assert drops[1].startswith("dropped: network qdhcp-d24963da") and "frame not addressed" in drops[1]
+    assert drops[2].startswith("dropped: network qrouter-71c3e9a5") and "frame not addressed" in drops[2]
 
 
 def test_trace_errors_name_the_argument() -> None:
