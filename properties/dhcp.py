@@ -85,8 +85,7 @@ def check_dhcp(deployment: Deployment, *, net: OvsNetwork | None = None) -> Verd
     cover = coverage(deployment)
     if violations:
         summary = f"DHCP fails for {len(failed)} of {len(ports)} VM port(s): " + "; ".join(failed[:5])
-        reasons = tuple(violations) + tuple(f"undecided: {u}" for u in unknown)
-        return Verdict(PROPERTY, "violated", summary, tuple(examples), reasons, ASSUMPTIONS, (), cover, stats)
+        return Verdict(PROPERTY, "violated", summary, tuple(examples), tuple(unknown), ASSUMPTIONS, (), cover, stats)
     if unknown:
         summary = f"DHCP could not be decided for {len(unknown)} case(s)"
         return Verdict(PROPERTY, "unknown", summary, (), tuple(unknown), ASSUMPTIONS, (), cover, stats)
@@ -147,6 +146,8 @@ def _check_port(
         server = e.outcome.endpoint  # type: ignore[union-attr]
         text = f"{vm}'s DISCOVER ({state}) reaches the DHCP server of another network: {server}"
         problems.append(("violated", text, _example(f"{port.name or port.id}: DHCP", vm, discover, e, text)))
+    if not own and forward.undecided():
+        return problems  # where it went is undecided: not a violation
     if not own:
         text = f"{vm}'s DISCOVER ({state}) reaches no DHCP server of its network"
         hosts = frozenset(
@@ -183,7 +184,9 @@ def _reply(
         )
         if server_ip is None:
             text = f"{server} has no address on {subnet.cidr}: dnsmasq does not serve {vm} there"
-            problems.append(("violated", text, None))
+            problems.append(
+                ("violated", text, _example(port.name or port.id, vm, discover_packet(port, vm.port), None, text))
+            )
             continue
         iface = server_ip.interface
         dhcp_port = next((p for p in dhcp_ports if tap_name(p.id) == iface), None)
@@ -209,7 +212,7 @@ def _reply(
             continue
         if not sent.emissions:
             text = f"{server}'s reply to {vm} ({state}) is dropped in its own namespace"
-            problems.append(("violated", text, None))
+            problems.append(("violated", text, _example(port.name or port.id, vm, offer, None, text)))
             continue
         reached: list[End] = []
         every: list[End] = []
@@ -219,6 +222,10 @@ def _reply(
             reached.extend(e for e in back.delivered() if e.outcome.endpoint.id == vm.id)  # type: ignore[union-attr]
             for end in back.undecided():
                 problems.append(("unknown", f"{vm}: the reply ({state}) {end.outcome.describe()}", None))
+        if not reached and any(
+            not isinstance(e.outcome, (Delivered,)) and isinstance(e.outcome, Undecided) for e in every
+        ):
+            continue  # where the reply went is undecided: not a violation
         if not reached:
             text = f"the reply of {server} to {vm} ({state}) does not reach it"
             problems.append(

@@ -132,7 +132,7 @@ def check_floating_ip(deployment: Deployment, *, net: OvsNetwork | None = None) 
     findings = tuple(res.findings)
     if res.violations:
         summary = f"{len(res.violations)} floating-IP/SNAT problem(s): " + "; ".join(res.violations[:3])
-        reasons = tuple(res.violations) + tuple(f"undecided: {u}" for u in res.unknown)
+        reasons = tuple(res.unknown)
         return Verdict(PROPERTY, "violated", summary, tuple(res.examples), reasons, ASSUMPTIONS, findings, cover, stats)
     if res.unknown:
         summary = f"floating IPs / SNAT could not be decided in {len(res.unknown)} case(s)"
@@ -371,6 +371,7 @@ def _inbound_fip(
     passed: dict[str, list[str]] = {"guarded": [], "plain": []}
     first: dict[str, tuple[dict[str, int], Walk]] = {}
     bad: list[tuple[str, dict[str, int], End]] = []
+    undecided: set[str] = set()
     probes = _probes(ctx, port)
     for probe in probes:
         pkt = _inbound(probe, uplink, gw_mac, vlan, floating)
@@ -378,6 +379,7 @@ def _inbound_fip(
             w = walk(twins, Location(uplink.host, uplink.bridge), pkt)
             for end in w.undecided():
                 res.unknown.append(f"{title}: inbound {probe.label} ({_state(state)}) {end.outcome.describe()}")
+                undecided.add(state)
             ok = False
             for end in _at(w, vm):
                 if end.packet["ip_dst"] == int(fixed) and end.packet["ip_src"] == probe.src:
@@ -406,14 +408,16 @@ def _inbound_fip(
         )
         res.violations.append(text)
         res.examples.append(_cx(vm, pkt, end, text, src))
-    if passed["guarded"] or bad:
-        return
+    if passed["guarded"] or bad or "guarded" in undecided:
+        return  # something gets through, is already reported, or whether anything does is undecided
     if passed["plain"]:
         pkt, w = first["guarded"]
         text = (
             f"{title}: nothing from outside reaches the VM with security groups applied "
             f"(the dataplane alone lets through {plain_text})"
         )
+    elif "plain" in undecided:
+        return
     else:
         pkt, w = first["plain"]
         text = f"{title}: nothing from outside reaches the VM through the floating IP, even without security groups"

@@ -105,8 +105,21 @@ def test_vm_port_in_another_networks_vlan_reaches_the_wrong_dhcp_server(rendered
     v = check_dhcp(d)
     assert v.status == "violated"
     assert "vm-a1" in failed_vms(v)
-    assert any("another network" in r for r in v.reasons)
-    assert any("reaches no DHCP server of its network" in r for r in v.reasons)
+    titles = [c.title for c in v.counterexamples]
+    assert any("another network" in t for t in titles)
+    assert any("reaches no DHCP server of its network" in t for t in titles)
+
+
+def test_without_the_compute_nodes_firewall_rules_dhcp_is_unknown_not_violated(rendered: Path, tmp_path: Path) -> None:
+    """No iptables-save.txt on compute1: what its qbr firewalls do is unknown, so its VMs' DHCP is
+    undecided (never a failure: nothing was seen to drop the DISCOVER)."""
+    snap = tmp_path / "no-iptables"
+    shutil.copytree(rendered, snap)
+    (snap / "hosts" / "compute1" / "iptables-save.txt").unlink()
+    v = check_dhcp(load_snapshot(snap))
+    assert v.status == "unknown", v.summary
+    assert not v.counterexamples
+    assert any("vm-a1" in r and "iptables" in r for r in v.reasons)
 
 
 def test_without_namespace_files_the_reply_is_unknown(rendered: Path, tmp_path: Path) -> None:
