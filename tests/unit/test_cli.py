@@ -216,3 +216,14 @@ def test_readme_starts_with_the_two_commands_and_matches_the_cli() -> None:
     commands = set(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
     for command in commands:
         assert f"verify {command}" in readme
+
+
+def test_trace_that_runs_out_of_budget_says_it_is_incomplete(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every header open through routers splits into very many paths: the listing stops and says so."""
+    import properties.trace
+
+    monkeypatch.setattr(properties.trace, "TRACE_BUDGET", 20)
+    code, out, _ = run("trace", "--example", "seed-gre", "--from", "vm-a1")
+    assert code == 0
+    assert "undecided: search stopped after 20 states" in out
+    assert "the listing above is incomplete" in out
