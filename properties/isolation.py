@@ -7,7 +7,8 @@ network.  A port "of Q's networks" is any port whose Neutron network Q owns
 (VM, DHCP and router ports; a physical uplink carries the networks of its
 physical network).  A VM's own network is never a violation, even when
 another project owns it (shared networks).  Reaching a different network of
-the same project is reported as a cross-network leak, not a violation.
+the same project is reported as a cross-network leak, not a violation,
+unless both networks have an interface on one router (that is routing).
 Overlapping tenant CIDRs are normal: isolation comes from VLANs and tunnel
 keys, never from addresses.
 
@@ -51,6 +52,7 @@ from properties.common import ASSUMPTIONS_OVS, coverage, source_packet
 from verifier.deployment import Deployment
 from verifier.engine import AbstractGraph, BudgetExhausted, Path, Prune, explore, outcome_key
 from verifier.header import parse_mac
+from verifier.neutron.model import Neutron
 from verifier.packet import Context, Mode, PacketState
 from verifier.topology import Delivered, Endpoint, LeftCloud, Location, Outcome, Undecided
 from verifier.verdict import Counterexample, Finding, Verdict
@@ -157,9 +159,10 @@ def _run(
     }
     graph.expand()
     candidates = []
+    routed = routed_pairs(deployment.neutron)
     for s in sources:
         for oid in _bits(graph.reach(nodes[s.id])):
-            c = _classify(deployment, s, oid, graph.outcomes[oid], segments)
+            c = _classify(deployment, s, oid, graph.outcomes[oid], segments, routed)
             if c is not None:
                 candidates.append(c)
     return _confirm_all(deployment, net, graph, candidates, readable), graph, candidates
@@ -267,7 +270,12 @@ def _overlap(a: Segment, b: Segment) -> bool:
 
 
 def _classify(
-    deployment: Deployment, s: Endpoint, oid: int, outcome: Outcome, segments: dict[str, Segment]
+    deployment: Deployment,
+    s: Endpoint,
+    oid: int,
+    outcome: Outcome,
+    segments: dict[str, Segment],
+    routed: frozenset[frozenset[str | None]],
 ) -> _Candidate | None:
     if isinstance(outcome, Undecided):
         return _Candidate(s, oid, "unknown", ("?", "?"), ("unknown", oid))
@@ -293,9 +301,18 @@ def _classify(
     cls = ("networks", s.network, carried)
     if foreign:
         return _Candidate(s, oid, "violation", (s.project, foreign[0]), cls)
-    if owners:
+    if owners and not all(frozenset((s.network, n)) in routed for n in carried):
         return _Candidate(s, oid, "leak", (s.project, s.project), cls)
     return None
+
+
+def routed_pairs(neutron: Neutron | None) -> frozenset[frozenset[str | None]]:
+    """Pairs of networks with an interface on one router: traffic between them is routing, not a leak."""
+    by_router: dict[str, set[str]] = {}
+    for p in neutron.ports if neutron is not None else ():
+        if p.device_owner in ("network:router_interface", "network:router_interface_distributed"):
+            by_router.setdefault(p.device_id, set()).add(p.network_id)
+    return frozenset(frozenset((a, b)) for nets in by_router.values() for a in nets for b in nets if a != b)
 
 
 def _left_cloud(deployment: Deployment, s: Endpoint, oid: int, outcome: LeftCloud) -> _Candidate | None:
