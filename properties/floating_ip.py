@@ -129,7 +129,10 @@ def check_floating_ip(deployment: Deployment, *, net: OvsNetwork | None = None) 
         "floating_ips": len(fips),
         "routed_vms": len(routed),
     }
-    findings = tuple(res.findings)
+    shown = [e.title for e in res.examples]
+    # A failure that is a configuration fact (no router leg, no gateway port) has no packet to show.
+    facts = [Finding("fails", v) for v in res.violations if not any(v.startswith(t) for t in shown)]
+    findings = (*facts, *res.findings)
     if res.violations:
         summary = f"{len(res.violations)} floating-IP/SNAT problem(s): " + "; ".join(res.violations[:3])
         reasons = tuple(res.unknown)

@@ -542,13 +542,14 @@ class TestFloatingIpSubnetNotOnRouter(_Scenario):
         """Violated for 203.0.113.101: inbound, DNAT to 10.0.22.202 happens, but the router has no route to
         10.0.22.0/24 but the default, so the packet goes back out of qg towards 203.0.113.1: last hop
         (network, qrouter-71c3e9a5-..., out qg-0b7e3c95-4d), to the external network.  Outbound: no router
-        interface holds vm-a1's gateway 10.0.22.1 (a reason, no packet).  vm-a2 is no longer routed (not
+        interface holds vm-a1's gateway 10.0.22.1 (a "fails" finding: no packet to show).  vm-a2 is no longer routed (not
         checked by (c)); 203.0.113.102 works."""
         v = scenario.fip
         e = only(v, f"floating IP {FIP_A} -> vm-a1")
         assert "nothing from outside reaches the VM" in e.title
         assert last_hop(e) == (NET, ROUTER_A, QG_A)
-        assert any("no router interface holds the gateway IP" in r for r in v.reasons), describe(v)
+        fails = [f.text for f in v.findings if f.kind == "fails"]
+        assert any("no router interface holds the gateway IP" in t for t in fails), describe(v)
         assert FIP_B not in v.summary
 
     def test_dhcp_holds(self, scenario: ScenarioRun) -> None:
