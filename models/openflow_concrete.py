@@ -88,6 +88,12 @@ class ConcreteBridge:
         self.vlan = vlan_ports(bridge)
         self.flows = list(bridge.flows) + list(learned)
         self.ct_states = list(ct_states)
+        # Per table, by priority (highest first); sorted() is stable, so ties keep the dump's order.
+        self._tables: dict[int, list[ir.Flow]] = {}
+        for f in self.flows:
+            self._tables.setdefault(f.table, []).append(f)
+        for flows in self._tables.values():
+            flows.sort(key=lambda f: -f.priority)
 
     def run(self, packet: dict[str, int]) -> CResult:
         """Process ``packet`` (its ``in_port`` field says where it arrived)."""
@@ -105,13 +111,10 @@ class ConcreteBridge:
 
     def lookup(self, packet: dict[str, int], table: int) -> ir.Flow | None:
         """The flow OVS picks: highest priority among matches, first in order on ties."""
-        best: ir.Flow | None = None
-        for f in self.flows:
-            if f.table != table or (best is not None and f.priority <= best.priority):
-                continue
+        for f in self._tables.get(table, ()):
             if all(packet[m.field] & m.mask == m.value for m in f.match):
-                best = f
-        return best
+                return f
+        return None
 
     def _goto(self, st: _State, table: int, lookup_port: int | None, *, first: bool = False) -> None:
         if st.depth >= MAX_DEPTH:
