@@ -9,6 +9,7 @@ Results use the OpenFlow twin's CResult/CEmission/CStep shapes.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -55,7 +56,7 @@ class ConcreteNetfilter:
 
     def __init__(self, nf: lx.Netfilter, ipsets: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.nf = nf
-        self.ipsets = {k: [ipaddress.ip_network(m, strict=False) for m in v] for k, v in (ipsets or {}).items()}
+        self.ipsets = {k: _set_ranges(tuple(v)) for k, v in (ipsets or {}).items()}
 
     def run(self, pkt: dict[str, int], table: str, chain: str, where: Where, notes: list[CStep]) -> Verdict:
         t = self.nf.table(table)
@@ -141,9 +142,9 @@ class ConcreteNetfilter:
             return _physdev(m, where)
         hit: bool
         if isinstance(m, lx.MatchAddress):
-            net = ipaddress.ip_network(m.network, strict=False)
+            lo_hi = _v4_range(m.network)
             value = pkt["ip_src" if m.direction == "src" else "ip_dst"]
-            hit = net.version == 4 and ipaddress.IPv4Address(value) in net
+            hit = lo_hi is not None and lo_hi[0] <= value <= lo_hi[1]
         elif isinstance(m, lx.MatchInterface):
             name = where.in_iface if m.direction == "in" else where.out_iface
             hit = name is not None and (name.startswith(m.name[:-1]) if m.name.endswith("+") else name == m.name)
@@ -158,8 +159,8 @@ class ConcreteNetfilter:
         elif isinstance(m, lx.MatchMac):
             hit = pkt["eth_src"] == int(m.mac.replace(":", ""), 16)
         elif isinstance(m, lx.MatchSet):
-            address = ipaddress.IPv4Address(pkt["ip_src" if m.flags[0] == "src" else "ip_dst"])
-            hit = any(address in n for n in self.ipsets.get(m.name, []) if n.version == 4)
+            address = pkt["ip_src" if m.flags[0] == "src" else "ip_dst"]
+            hit = any(lo <= address <= hi for lo, hi in self.ipsets.get(m.name, ()))
         elif isinstance(m, lx.MatchState):
             hit = any(_in_state(pkt["ct_state"], s) for s in m.states)
         elif isinstance(m, lx.MatchMark):
@@ -167,6 +168,21 @@ class ConcreteNetfilter:
         else:
             raise TypeError(f"unhandled match {m!r}")
         return hit != m.negated
+
+
+@functools.lru_cache(maxsize=65536)
+def _v4_range(network: str) -> tuple[int, int] | None:
+    """The first and last address of an IPv4 network given as text (None for IPv6)."""
+    net = ipaddress.ip_network(network, strict=False)
+    if net.version != 4:
+        return None
+    return int(net.network_address), int(net.broadcast_address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _set_ranges(members: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """An ipset's IPv4 members as address ranges (parsed once per distinct set)."""
+    return tuple(r for r in (_v4_range(m) for m in members) if r is not None)
 
 
 def _in_state(ct: int, name: str) -> bool:
