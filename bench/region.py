@@ -2,10 +2,13 @@
 
 ``region(hosts, vms_per_compute, seed)`` returns a neutron.json object in the API
 shape: OVS agents on every host (full GRE mesh), L3 and DHCP agents on the
-network node, a flat external network, projects with one or two networks
-each (about ten VMs per network, spread over random compute nodes), a DHCP
-port and a router interface per network and a router per project.  The same
-arguments always give the same region.
+network node, a flat external network, projects with two networks each
+(10.0.0.0/24 and 10.0.1.0/24, the same in every project; about ten VMs per
+network, spread over random compute nodes), a DHCP port and a router
+interface per network, a router per project with a gateway, a floating IP on
+the project's first VM, and a security group per project (ssh from anywhere,
+anything from the group, all egress) on every VM.  The same arguments always
+give the same region.
 """
 
 from __future__ import annotations
@@ -48,73 +51,87 @@ def region(hosts: int, vms_per_compute: int = 25, seed: int = 1) -> dict[str, An
     ext_net = _id("net", "public")
     ext_subnet = _id("subnet", "public")
     networks = [_network(ext_net, "public", "admin", "flat", None, True, ext_subnet)]
-    subnets = [_subnet(ext_subnet, ext_net, "admin", "203.0.113.0/24", "203.0.113.1")]
+    subnets = [_subnet(ext_subnet, ext_net, "admin", "198.18.0.0/15", "198.18.0.1")]
     ports: list[dict[str, Any]] = []
     routers = []
+    floatingips: list[dict[str, Any]] = []
+    groups: dict[str, dict[str, Any]] = {}
     total_vms = vms_per_compute * len(computes)
     n_networks = max(2, total_vms // 10)
     mac = 0x100
     segid = 100
     vm_index = 0
     for n in range(n_networks):
-        project = f"project-{n // 2:04d}"
+        p = n // 2
+        project = f"project-{p:04d}"
         net = _id("net", n)
         sub = _id("subnet", n)
+        prefix = f"10.0.{n % 2}"
         segid += 1
         networks.append(_network(net, f"net-{n}", project, "gre", segid, False, sub))
-        subnets.append(_subnet(sub, net, project, "10.0.0.0/24", "10.0.0.1"))
+        subnets.append(_subnet(sub, net, project, f"{prefix}.0/24", f"{prefix}.1"))
         mac += 1
         ports.append(
-            _port(_id("dhcp", n), net, sub, project, "network:dhcp", f"dhcp-{net}", "10.0.0.2", mac, "network")
+            _port(_id("dhcp", n), net, sub, project, "network:dhcp", f"dhcp-{net}", f"{prefix}.2", mac, "network")
         )
         router = _id("router", project)
+        group = groups.setdefault(project, _security_group(_id("sg", project), project))
         if n % 2 == 0:
             gw = _id("gw", project)
+            gw_ip = f"198.18.{p // 200}.{p % 200 + 10}"
             mac += 1
-            ports.append(
-                _port(
-                    gw,
-                    ext_net,
-                    ext_subnet,
-                    "",
-                    "network:router_gateway",
-                    router,
-                    f"203.0.113.{n // 2 % 200 + 10}",
-                    mac,
-                    "network",
-                )
-            )
-            routers.append(_router(router, project, ext_net, ext_subnet, f"203.0.113.{n // 2 % 200 + 10}"))
+            ports.append(_port(gw, ext_net, ext_subnet, "", "network:router_gateway", router, gw_ip, mac, "network"))
+            routers.append(_router(router, project, ext_net, ext_subnet, gw_ip))
         mac += 1
         ports.append(
-            _port(_id("qr", n), net, sub, project, "network:router_interface", router, "10.0.0.1", mac, "network")
+            _port(_id("qr", n), net, sub, project, "network:router_interface", router, f"{prefix}.1", mac, "network")
         )
         count = total_vms // n_networks + (1 if n < total_vms % n_networks else 0)
         for k in range(count):
             mac += 1
             host = rng.choice(computes)
             vm_index += 1
-            ports.append(
-                _port(
-                    _id("vm", n, k),
-                    net,
-                    sub,
-                    project,
-                    "compute:nova",
-                    _id("server", n, k),
-                    f"10.0.0.{10 + k}",
-                    mac,
-                    host,
-                    f"vm-{vm_index}",
-                )
+            vm = _port(
+                _id("vm", n, k),
+                net,
+                sub,
+                project,
+                "compute:nova",
+                _id("server", n, k),
+                f"{prefix}.{10 + k}",
+                mac,
+                host,
+                f"vm-{vm_index}",
             )
+            vm["security_groups"] = [group["id"]]
+            ports.append(vm)
+            if n % 2 == 0 and k == 0:
+                fip_ip = f"198.19.{p // 200}.{p % 200 + 10}"
+                fip = _id("fip", project)
+                mac += 1
+                ports.append(
+                    _port(_id("fip-port", project), ext_net, ext_subnet, "", "network:floatingip", fip, fip_ip, mac, "")
+                )
+                floatingips.append(
+                    {
+                        "id": fip,
+                        "project_id": project,
+                        "tenant_id": project,
+                        "floating_ip_address": fip_ip,
+                        "floating_network_id": ext_net,
+                        "fixed_ip_address": f"{prefix}.{10 + k}",
+                        "port_id": vm["id"],
+                        "router_id": router,
+                        "status": "ACTIVE",
+                    }
+                )
     return {
         "networks": networks,
         "subnets": subnets,
         "ports": ports,
         "routers": routers,
-        "floatingips": [],
-        "security_groups": [],
+        "floatingips": floatingips,
+        "security_groups": list(groups.values()),
         "agents": agents,
     }
 
@@ -210,4 +227,36 @@ def _router(rid: str, project: str, ext_net: str, ext_subnet: str, ip: str) -> d
             "external_fixed_ips": [{"subnet_id": ext_subnet, "ip_address": ip}],
         },
         "routes": [],
+    }
+
+
+def _security_group(gid: str, project: str) -> dict[str, Any]:
+    def rule(n: int, direction: str, **extra: Any) -> dict[str, Any]:
+        base = {
+            "id": _id("rule", gid, n),
+            "security_group_id": gid,
+            "project_id": project,
+            "tenant_id": project,
+            "direction": direction,
+            "ethertype": "IPv4",
+            "protocol": None,
+            "port_range_min": None,
+            "port_range_max": None,
+            "remote_ip_prefix": None,
+            "remote_group_id": None,
+        }
+        base.update(extra)
+        return base
+
+    return {
+        "id": gid,
+        "name": "default",
+        "project_id": project,
+        "tenant_id": project,
+        "stateful": True,
+        "security_group_rules": [
+            rule(0, "egress"),
+            rule(1, "ingress", remote_group_id=gid),
+            rule(2, "ingress", protocol="tcp", port_range_min=22, port_range_max=22, remote_ip_prefix="0.0.0.0/0"),
+        ],
     }
