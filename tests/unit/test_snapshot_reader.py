@@ -163,8 +163,13 @@ def _dataplanes(draw: st.DrawFn) -> Dataplane:
     hosts = []
     for host_name in sorted(draw(st.lists(_names, min_size=1, max_size=2, unique=True))):
         bridges = []
-        for bridge_name in sorted(draw(st.lists(_names, max_size=2, unique=True))):
-            iface_names = draw(st.lists(_names.filter(lambda n, b=bridge_name: n != b), max_size=3, unique=True))
+        bridge_names = sorted(draw(st.lists(_names, max_size=2, unique=True)))
+        taken = set(bridge_names)  # OVSDB names are unique per host: no interface twice, none named as a bridge
+        for bridge_name in bridge_names:
+            iface_names = draw(
+                st.lists(_names.filter(lambda n, t=frozenset(taken): n not in t), max_size=3, unique=True)
+            )
+            taken.update(iface_names)
             ports = tuple(Port(n, (Interface(n, draw(st.sampled_from(["", "internal"]))),)) for n in iface_names)
             of_ports = tuple(OFPort(i, n, None) for i, n in enumerate(iface_names, start=1))
             out = tuple(Flow(0, 100 - i, (), (Output(p.number),)) for i, p in enumerate(of_ports))
