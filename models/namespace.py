@@ -250,22 +250,15 @@ class NamespaceDevice:
             sy.test(src, 0xFFFFFFFF, 0xFFFFFFFF),
             sy.test(src, 0x7F000000, 0xFF000000),
         )
-        bad = ctx.assume(pkt, martian_src)
-        if bad is not None:
-            out.append(self._drop(_Flow(bad, flow.steps), "martian source (multicast, broadcast or loopback): dropped"))
-        pkt = ctx.assume(pkt, sy.not_(martian_src))  # type: ignore[assignment]
-        if pkt is None:
-            return out
-        # Source validation (fib_validate_source, accept_local 0): a packet from one of the namespace's own addresses.
-        spoofed = self.table.is_local(src)
-        bad = ctx.assume(pkt, spoofed)
-        if bad is not None:
-            out.append(
-                self._drop(_Flow(bad, flow.steps), "martian source (one of the namespace's own addresses): dropped")
-            )
-        pkt = ctx.assume(pkt, sy.not_(spoofed))  # type: ignore[assignment]
-        if pkt is None:
-            return out
+        # Source validation (fib_validate_source, accept_local 0) also refuses the namespace's own addresses.
+        for cond, why in (
+            (martian_src, "martian source (multicast, broadcast or loopback)"),
+            (self.table.is_local(src), "martian source (one of the namespace's own addresses)"),
+        ):
+            kept = self._drop_if(ctx, pkt, flow, cond, why, out)
+            if kept is None:
+                return out
+            pkt = kept
         broadcast = self.table.is_broadcast_or_multicast(dst)
         everyone = ctx.assume(pkt, broadcast)
         if everyone is not None:
@@ -275,12 +268,10 @@ class NamespaceDevice:
         if pkt is None:
             return out
         martian = sy.or_(sy.test(src, 0, 0xFF000000), sy.test(dst, 0, 0xFF000000), sy.test(dst, 0x7F000000, 0xFF000000))
-        bad = ctx.assume(pkt, martian)
-        if bad is not None:
-            out.append(self._drop(_Flow(bad, flow.steps), "martian address (0.0.0.0/8 or loopback): dropped"))
-        pkt = ctx.assume(pkt, sy.not_(martian))  # type: ignore[assignment]
-        if pkt is None:
+        kept = self._drop_if(ctx, pkt, flow, martian, "martian address (0.0.0.0/8 or loopback)", out)
+        if kept is None:
             return out
+        pkt = kept
         flow = _Flow(pkt, flow.steps)
         local = self.table.is_local(dst)
         here = ctx.assume(flow.pkt, local)
@@ -314,6 +305,15 @@ class NamespaceDevice:
             for hop in hops:
                 out.extend(self._forward(ctx, _Flow(routed, flow.steps), iface, hop))
         return out
+
+    def _drop_if(
+        self, ctx: Context, pkt: PacketState, flow: _Flow, cond: sy.Cond, why: str, out: list[Branch]
+    ) -> PacketState | None:
+        """Drop (into ``out``) the packets meeting ``cond``; the packet under its negation, or None if none is left."""
+        bad = ctx.assume(pkt, cond)
+        if bad is not None:
+            out.append(self._drop(_Flow(bad, flow.steps), f"{why}: dropped"))
+        return ctx.assume(pkt, sy.not_(cond))
 
     def _input(self, ctx: Context, flow: _Flow, iface: str) -> list[Branch]:
         """mangle and filter INPUT, then the namespace's own stack."""
