@@ -373,7 +373,12 @@ class OvsNetwork:
         return OvsNetwork(self.dataplane, learning=False, **self.options)  # type: ignore[arg-type]
 
     def variant(self, **changes: object) -> OvsNetwork:
-        """The same network built with some options changed (``linux``, ``enforce_firewall``...)."""
+        """The same network built with some options changed (``linux``, ``enforce_firewall``...).
+
+        The network itself when it already has them: its devices (and what they cached) are reused.
+        """
+        if all(k in self.options and self.options[k] == v for k, v in changes.items()):
+            return self
         return OvsNetwork(self.dataplane, **{**self.options, **changes})  # type: ignore[arg-type]
 
     def endpoint_at(self, location: Location, port: int) -> Endpoint | None:

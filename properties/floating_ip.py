@@ -114,8 +114,8 @@ def check_floating_ip(deployment: Deployment, *, net: OvsNetwork | None = None) 
     if neutron is None:
         return Verdict(PROPERTY, "unknown", "no neutron.json: floating IPs and routers are not known", coverage=cover)
     base = net or build_network(deployment)
-    guarded = _with(base, enforce_firewall=True, external_sink=True)
-    plain = _with(guarded, enforce_firewall=False)
+    guarded = base.variant(enforce_firewall=True, external_sink=True)
+    plain = guarded.variant(enforce_firewall=False)
     ctx = _Context(neutron, guarded, Twins(guarded), Twins(plain))
     res = _Result([], [], [], [])
     fips = [f for f in neutron.floatingips if f.port_id and f.router_id]
@@ -172,13 +172,6 @@ class _Context:
             a for a in candidates if not any(a in c for c in cidrs) and a not in fips and a not in link_local
         )
         self.cidrs = cidrs
-
-
-def _with(net: OvsNetwork, **options: object) -> OvsNetwork:
-    """``net`` itself when it already has these options, else the variant that does."""
-    if all(net.options.get(k) == v for k, v in options.items()):
-        return net
-    return net.variant(**options)
 
 
 # ---------------------------------------------------------------- Neutron look-ups

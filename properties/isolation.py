@@ -115,7 +115,7 @@ def check_isolation(
     """
     started = time.perf_counter()
     base = net or build_network(deployment)
-    plain = _with(base, enforce_firewall=False, external_sink=True)
+    plain = base.variant(enforce_firewall=False, external_sink=True)
     by_neutron = deployment.neutron is not None
     sources = _sources(plain, by_neutron)
     if not sources:
@@ -135,13 +135,6 @@ def check_isolation(
         "refuted_candidates": result.refuted,
     }
     return _verdict(deployment, sources, groups, result, stats, by_neutron)
-
-
-def _with(net: OvsNetwork, **options: object) -> OvsNetwork:
-    """``net`` itself when it already has these options, else the variant that does."""
-    if all(net.options.get(k) == v for k, v in options.items()):
-        return net
-    return net.variant(**options)
 
 
 def _run(
@@ -185,7 +178,7 @@ def _apply_allow(result: _Result, allowed: set[frozenset[str]]) -> None:
 
 def _security_groups_only(deployment: Deployment, base: OvsNetwork, sources: list[Endpoint], result: _Result) -> None:
     """For each violating pair, whether the security groups (the qbr firewalls) stop every packet."""
-    guarded = _with(base, enforce_firewall=True, external_sink=True)
+    guarded = base.variant(enforce_firewall=True, external_sink=True)
     if not any(e.kind == "vm" and e.bridge.startswith("qbr") for e in guarded.endpoints.values()):
         return
     projects = {a for a, _ in result.pairs}
